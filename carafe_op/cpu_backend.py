@@ -1,0 +1,68 @@
+"""CPU backend: torch tensors in, numba kernels (``cpu_kernels``) on channels-last views.
+
+fp32 and fp64 run natively; fp16 and bf16 are computed in fp32 and cast back.
+Outputs follow ``layout.output_memory_format``; gradients come back channels-last.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+
+from . import cpu_kernels
+from .layout import output_memory_format
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _channels_last_array(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    """An (N, H, W, C) C-contiguous numpy view; copies only when the layout requires it."""
+    return tensor.detach().to(dtype).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _use_torch_threads() -> None:
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+def forward(
+    features: torch.Tensor, masks: torch.Tensor, kernel_size: int, group_size: int,
+    scale_factor: int, upsample: bool,
+) -> torch.Tensor:
+    dtype = _compute_dtype(features.dtype)
+    x = _channels_last_array(features, dtype)
+    w = _channels_last_array(masks, dtype)
+    n, c = features.shape[:2]
+    out_h, out_w = masks.shape[-2:]
+    channels_last = output_memory_format(features) == torch.channels_last
+    _use_torch_threads()
+    if channels_last:
+        out = torch.empty(n, out_h, out_w, c, dtype=dtype)
+        cpu_kernels.reassemble_forward(x, w, out.numpy(), kernel_size, group_size, scale_factor, upsample, True)
+        out = out.permute(0, 3, 1, 2)
+    else:
+        out = torch.empty(n, c, out_h, out_w, dtype=dtype)
+        cpu_kernels.reassemble_forward(x, w, out.numpy(), kernel_size, group_size, scale_factor, upsample, False)
+    return out.to(features.dtype)
+
+
+def backward(
+    grad_output: torch.Tensor, features: torch.Tensor, masks: torch.Tensor, kernel_size: int,
+    group_size: int, scale_factor: int, upsample: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    dtype = _compute_dtype(features.dtype)
+    grad = _channels_last_array(grad_output, dtype)
+    x = _channels_last_array(features, dtype)
+    w = _channels_last_array(masks, dtype)
+    grad_x = np.empty_like(x)
+    grad_w = np.empty_like(w)
+    _use_torch_threads()
+    cpu_kernels.reassemble_backward_features(grad, w, grad_x, kernel_size, group_size, scale_factor, upsample)
+    cpu_kernels.reassemble_backward_masks(
+        grad, x, grad_w, kernel_size, group_size, scale_factor, upsample, x.dtype.type(0)
+    )
+    grad_features = torch.from_numpy(grad_x).permute(0, 3, 1, 2).to(features.dtype)
+    grad_masks = torch.from_numpy(grad_w).permute(0, 3, 1, 2).to(masks.dtype)
+    return grad_features, grad_masks

@@ -1,0 +1,83 @@
+"""Pure-PyTorch CARAFE / CARAFE++ reassembly (SPEC §1).
+
+Used as the ground truth in tests, as the fallback where the compiled kernels cannot run,
+and as the traceable form for ONNX export. It loops over the k² taps and accumulates one
+shifted copy of the input per tap, so it never builds a k²-sized tensor in the forward
+pass; autograd does keep each tap's slice for the backward pass, which is why the
+compiled kernels exist.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .layout import output_memory_format
+
+
+def _tap_source(
+    padded: torch.Tensor, i: int, j: int, radius: int, out_h: int, out_w: int,
+    in_h: int, in_w: int, scale: int, upsample: bool,
+) -> torch.Tensor:
+    """The input values tap ``(i, j)`` reads, laid out on the output grid."""
+    top, left = radius + i, radius + j
+    if upsample:
+        window = padded[:, :, top:top + in_h, left:left + in_w]
+        if scale > 1:
+            window = window.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+        return window
+    return padded[:, :, top:top + scale * (out_h - 1) + 1:scale, left:left + scale * (out_w - 1) + 1:scale]
+
+
+def reassemble_reference(
+    features: torch.Tensor,
+    masks: torch.Tensor,
+    kernel_size: int,
+    group_size: int,
+    scale_factor: int,
+    upsample: bool,
+) -> torch.Tensor:
+    """Reassemble ``features`` with per-location kernels ``masks``.
+
+    ``upsample=True`` is CARAFE (source of output ``y`` is ``y // s``); ``False`` is CARAFE++
+    downsampling (source ``s * y``). Taps outside the map read zero. Arguments are assumed
+    valid (see ``checks.check_reassembly_args``).
+    """
+    n, c, in_h, in_w = features.shape
+    out_h, out_w = masks.shape[-2:]
+    k, groups = kernel_size, group_size
+    radius = (k - 1) // 2
+    padded = F.pad(features, (radius, radius, radius, radius))
+    kernels = masks.reshape(n, groups, 1, k * k, out_h, out_w)
+    output = features.new_zeros(n, groups, c // groups, out_h, out_w)
+    for i in range(-radius, radius + 1):
+        for j in range(-radius, radius + 1):
+            tap = (i + radius) * k + (j + radius)
+            source = _tap_source(padded, i, j, radius, out_h, out_w, in_h, in_w, scale_factor, upsample)
+            output = output + kernels[:, :, :, tap] * source.reshape(n, groups, c // groups, out_h, out_w)
+    return output.reshape(n, c, out_h, out_w)
+
+
+def forward(
+    features: torch.Tensor, masks: torch.Tensor, kernel_size: int, group_size: int,
+    scale_factor: int, upsample: bool,
+) -> torch.Tensor:
+    """Backend entry point: the reference output in the layout contract's memory format."""
+    output = reassemble_reference(features, masks, kernel_size, group_size, scale_factor, upsample)
+    return output.contiguous(memory_format=output_memory_format(features))
+
+
+def backward(
+    grad_output: torch.Tensor, features: torch.Tensor, masks: torch.Tensor, kernel_size: int,
+    group_size: int, scale_factor: int, upsample: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backend entry point: both gradients by autograd through the reference, channels-last."""
+    with torch.enable_grad():
+        features = features.detach().requires_grad_()
+        masks = masks.detach().requires_grad_()
+        output = reassemble_reference(features, masks, kernel_size, group_size, scale_factor, upsample)
+        grad_features, grad_masks = torch.autograd.grad(output, (features, masks), grad_output)
+    return (
+        grad_features.contiguous(memory_format=torch.channels_last),
+        grad_masks.contiguous(memory_format=torch.channels_last),
+    )

@@ -1,0 +1,148 @@
+"""The public ops (numba CPU kernel) against the reference: outputs, gradients, layouts."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from carafe_cases import random_case
+from conftest import SHARED
+
+from carafe_op import backend_name, carafe, carafe_down, reassemble_reference
+
+GRID = list(itertools.product([1, 3, 5, 7], [1, 2, 3, 4], [1, 2, 4], [True, False]))
+
+
+def op(upsample):
+    return carafe if upsample else carafe_down
+
+
+def test_cpu_backend_is_compiled():
+    assert backend_name("cpu") == "cpu"
+
+
+def _grads(fn, features, masks, grad):
+    features = features.detach().clone().requires_grad_()
+    masks = masks.detach().clone().requires_grad_()
+    out = fn(features, masks)
+    out.backward(grad)
+    return out.detach(), features.grad, masks.grad
+
+
+@pytest.mark.parametrize("k,scale,groups,upsample", GRID)
+def test_kernel_matches_reference_fp64(k, scale, groups, upsample):
+    features, masks = random_case(2, 3 * groups, 5, 6, k, groups, scale, upsample)
+    grad = torch.randn_like(reassemble_reference(features, masks, k, groups, scale, upsample))
+    ours = _grads(lambda f, m: op(upsample)(f, m, k, groups, scale), features, masks, grad)
+    ref = _grads(lambda f, m: reassemble_reference(f, m, k, groups, scale, upsample), features, masks, grad)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("k,scale,groups,upsample", GRID)
+def test_gradcheck_fp64(k, scale, groups, upsample):
+    features, masks = random_case(1, 2 * groups, 3, 4, k, groups, scale, upsample)
+    features.requires_grad_()
+    masks.requires_grad_()
+    assert torch.autograd.gradcheck(lambda f, m: op(upsample)(f, m, k, groups, scale), (features, masks),
+                                    fast_mode=True)
+
+
+@pytest.mark.parametrize("upsample", [True, False])
+def test_gradcheck_full_all_borders(upsample):
+    features, masks = random_case(1, 4, 3, 3, 5, 2, 2, upsample)
+    features.requires_grad_()
+    masks.requires_grad_()
+    assert torch.autograd.gradcheck(lambda f, m: op(upsample)(f, m, 5, 2, 2), (features, masks))
+
+
+def _layout(tensor, layout):
+    if layout == "channels_last":
+        return tensor.contiguous(memory_format=torch.channels_last)
+    if layout == "non_contiguous":
+        wide = torch.cat([tensor, tensor], dim=-1)
+        return wide[..., ::2]
+    return tensor.contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "non_contiguous", "channels_last"])
+@pytest.mark.parametrize("upsample", [True, False])
+def test_layouts_and_dtypes(dtype, layout, upsample):
+    k, groups, scale = 5, 2, 2
+    features, masks = random_case(2, 8, 7, 9, k, groups, scale, upsample, dtype=dtype)
+    features, masks = _layout(features, layout), _layout(masks, layout)
+    assert layout == "contiguous" or not features.is_contiguous()
+    grad = _layout(torch.randn_like(reassemble_reference(features, masks, k, groups, scale, upsample)), layout)
+    ours = _grads(lambda f, m: op(upsample)(f, m, k, groups, scale), features, masks, grad)
+    ref = _grads(lambda f, m: reassemble_reference(f, m, k, groups, scale, upsample), features, masks, grad)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    for a, b in zip(ours, ref, strict=True):
+        assert a.dtype == dtype
+        torch.testing.assert_close(a, b, **tol)
+    expected_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    assert ours[0].is_contiguous(memory_format=expected_format)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_on_cpu_computes_in_fp32(dtype):
+    features, masks = random_case(1, 4, 6, 6, 3, 1, 2, True, dtype=torch.float32)
+    out = carafe(features.to(dtype), masks.to(dtype), 3, 1, 2)
+    assert out.dtype == dtype
+    expected = reassemble_reference(features.to(dtype).float(), masks.to(dtype).float(), 3, 1, 2, True)
+    torch.testing.assert_close(out.float(), expected, rtol=1e-2, atol=1e-2)
+
+
+def test_backward_is_deterministic():
+    features, masks = random_case(2, 16, 9, 9, 5, 4, 2, True, dtype=torch.float32)
+    grad = torch.randn(2, 16, 18, 18)
+    first = _grads(lambda f, m: carafe(f, m, 5, 4, 2), features, masks, grad)
+    second = _grads(lambda f, m: carafe(f, m, 5, 4, 2), features, masks, grad)
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+
+
+def _golden(name, shape):
+    path = f"{SHARED}/testdata/mmcv_carafe/{name}.bin"
+    return torch.from_numpy(np.fromfile(path, dtype=np.float32).reshape(shape))
+
+
+def test_matches_mmcv_golden_data():
+    """mmcv's CUDA CARAFE(k=5, G=4, s=2) output and gradients of output.sum()."""
+    features = _golden("carafe_feat", (2, 64, 3, 3)).requires_grad_()
+    masks = _golden("carafe_mask", (2, 100, 6, 6)).requires_grad_()
+    out = carafe(features, masks, 5, 4, 2)
+    out.sum().backward()
+    torch.testing.assert_close(out, _golden("carafe_output", (2, 64, 6, 6)), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(features.grad, _golden("carafe_feat_grad", (2, 64, 3, 3)), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(masks.grad, _golden("carafe_mask_grad", (2, 100, 6, 6)), atol=1e-3, rtol=1e-3)
+
+
+def test_opcheck_custom_op():
+    """torch.library's own consistency checks: schema, fake tensor, autograd registration."""
+    features, masks = random_case(1, 4, 5, 5, 3, 2, 2, True)
+    features.requires_grad_()
+    masks.requires_grad_()
+    torch.library.opcheck(torch.ops.carafe_op.reassemble.default, (features, masks, 3, 2, 2, True))
+
+
+def test_torch_compile_has_no_graph_break():
+    from carafe_op import CARAFEUpsample
+
+    layer = CARAFEUpsample(8, compressed_channels=4).double()
+    x = torch.randn(1, 8, 6, 7, dtype=torch.float64)
+    explanation = torch._dynamo.explain(layer)(x)
+    assert explanation.graph_break_count == 0
+    compiled = torch.compile(layer, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), layer(x))
+
+
+def test_flop_counter_counts_reassembly():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    features, masks = random_case(2, 8, 5, 5, 5, 2, 2, True, dtype=torch.float32)
+    features.requires_grad_()
+    with FlopCounterMode(display=False) as counter:
+        carafe(features, masks, 5, 2, 2).sum().backward()
+    forward = 2 * 2 * 8 * 10 * 10 * 25
+    assert counter.get_total_flops() == 3 * forward
