@@ -1,7 +1,8 @@
 """CPU backend: torch tensors in, numba kernels (``cpu_kernels``) on channels-last views.
 
 fp32 and fp64 run natively; fp16 and bf16 are computed in fp32 and cast back.
-Outputs follow ``layout.output_memory_format``; gradients come back channels-last.
+Outputs follow ``layout.output_memory_format``; gradients come back channels-last. Features
+and gradients are handed to the kernels channels-last, the predicted kernels as they are.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def _channels_last_array(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray
     return tensor.detach().to(dtype).permute(0, 2, 3, 1).contiguous().numpy()
 
 
+def _contiguous_array(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    """An (N, C, H, W) C-contiguous numpy view; copies only when the layout requires it."""
+    return tensor.detach().to(dtype).contiguous().numpy()
+
+
 def _use_torch_threads() -> None:
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
@@ -33,7 +39,7 @@ def forward(
 ) -> torch.Tensor:
     dtype = _compute_dtype(features.dtype)
     x = _channels_last_array(features, dtype)
-    w = _channels_last_array(masks, dtype)
+    w = _contiguous_array(masks, dtype)
     n, c = features.shape[:2]
     out_h, out_w = masks.shape[-2:]
     channels_last = output_memory_format(features) == torch.channels_last
@@ -55,9 +61,9 @@ def backward(
     dtype = _compute_dtype(features.dtype)
     grad = _channels_last_array(grad_output, dtype)
     x = _channels_last_array(features, dtype)
-    w = _channels_last_array(masks, dtype)
+    w = _contiguous_array(masks, dtype)
     grad_x = np.empty_like(x)
-    grad_w = np.empty_like(w)
+    grad_w = np.empty((w.shape[0], w.shape[2], w.shape[3], w.shape[1]), dtype=w.dtype)
     _use_torch_threads()
     cpu_kernels.reassemble_backward_features(grad, w, grad_x, kernel_size, group_size, scale_factor, upsample)
     cpu_kernels.reassemble_backward_masks(
