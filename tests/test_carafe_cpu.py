@@ -1,6 +1,7 @@
 """The public ops (numba CPU kernel) against the reference: outputs, gradients, layouts."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -146,3 +147,19 @@ def test_flop_counter_counts_reassembly():
         carafe(features, masks, 5, 2, 2).sum().backward()
     forward = 2 * 2 * 8 * 10 * 10 * 25
     assert counter.get_total_flops() == 3 * forward
+
+
+def test_fallback_to_reference_warns_once(monkeypatch):
+    """Where the compiled backend cannot load, the reference serves, with one clear warning."""
+    from carafe_op import dispatch
+
+    monkeypatch.setitem(dispatch._BACKEND_MODULES, "cpu", "carafe_op.no_such_backend")
+    monkeypatch.setattr(dispatch, "_backends", {})
+    features, masks = random_case(1, 4, 5, 5, 3, 1, 2, True)
+    with pytest.warns(RuntimeWarning, match="compiled cpu backend unavailable.*reference"):
+        out = carafe(features, masks, 3, 1, 2)
+    torch.testing.assert_close(out, reassemble_reference(features, masks, 3, 1, 2, True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        carafe(features, masks, 3, 1, 2)
+    assert backend_name("cpu") == "reference"
