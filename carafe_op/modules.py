@@ -104,13 +104,14 @@ class CARAFEUpsample(nn.Module):
         if output_size is None:
             return y
         s = self.predictor.scale_factor
-        out_h, out_w = (int(v) for v in output_size)
+        out_h, out_w = output_size
         for axis, (target, size) in enumerate(zip((out_h, out_w), in_size, strict=True)):
-            if not s * size - s < target <= s * size:
+            if isinstance(target, int) and isinstance(size, int) and not s * size - s < target <= s * size:
                 raise ValueError(
                     f"output_size[{axis}]={target} cannot be reached by x{s} upsampling of size {size}: "
                     f"expected a value in ({s * size - s}, {s * size}]"
                 )
+        # Plain slicing keeps symbolic sizes symbolic under torch.export (dynamic ONNX shapes).
         return y[:, :, :out_h, :out_w]
 
     def forward(

@@ -15,20 +15,6 @@ import torch.nn.functional as F
 from .layout import output_memory_format
 
 
-def _tap_source(
-    padded: torch.Tensor, i: int, j: int, radius: int, out_h: int, out_w: int,
-    in_h: int, in_w: int, scale: int, upsample: bool,
-) -> torch.Tensor:
-    """The input values tap ``(i, j)`` reads, laid out on the output grid."""
-    top, left = radius + i, radius + j
-    if upsample:
-        window = padded[:, :, top:top + in_h, left:left + in_w]
-        if scale > 1:
-            window = window.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
-        return window
-    return padded[:, :, top:top + scale * (out_h - 1) + 1:scale, left:left + scale * (out_w - 1) + 1:scale]
-
-
 def reassemble_reference(
     features: torch.Tensor,
     masks: torch.Tensor,
@@ -42,21 +28,30 @@ def reassemble_reference(
     ``upsample=True`` is CARAFE (source of output ``y`` is ``y // s``); ``False`` is CARAFE++
     downsampling (source ``s * y``). Taps outside the map read zero. Arguments are assumed
     valid (see ``checks.check_reassembly_args``).
+
+    Upsampling works on the (H, s, W, s) view of the output grid, so each tap's window
+    broadcasts over the s x s outputs that share its source instead of being repeated.
     """
     n, c, in_h, in_w = features.shape
     out_h, out_w = masks.shape[-2:]
-    k, groups = kernel_size, group_size
+    k, groups, s = kernel_size, group_size, scale_factor
     radius = (k - 1) // 2
-    padded = F.pad(features, (radius, radius, radius, radius))
-    kernels = masks.reshape(n, groups, 1, k * k, out_h, out_w)
-    output = features.new_zeros(n, groups, c // groups, out_h, out_w)
-    for i in range(-radius, radius + 1):
-        for j in range(-radius, radius + 1):
-            tap = (i + radius) * k + (j + radius)
-            source = _tap_source(padded, i, j, radius, out_h, out_w, in_h, in_w, scale_factor, upsample)
-            output = output + kernels[:, :, :, tap] * source.reshape(n, groups, c // groups, out_h, out_w)
+    padded = F.pad(features, (radius, radius, radius, radius)).reshape(n, groups, c // groups, in_h + 2 * radius, -1)
+    if upsample:
+        kernels = masks.reshape(n, groups, 1, k * k, in_h, s, in_w, s)
+        output = features.new_zeros(n, groups, c // groups, in_h, s, in_w, s)
+    else:
+        kernels = masks.reshape(n, groups, 1, k * k, out_h, out_w)
+        output = features.new_zeros(n, groups, c // groups, out_h, out_w)
+    for row in range(k):
+        for col in range(k):
+            tap = kernels[:, :, :, row * k + col]
+            if upsample:
+                window = padded[..., row:row + in_h, col:col + in_w].unsqueeze(-1).unsqueeze(-3)
+            else:
+                window = padded[..., row:row + s * (out_h - 1) + 1:s, col:col + s * (out_w - 1) + 1:s]
+            output = output + tap * window
     return output.reshape(n, c, out_h, out_w)
-
 
 def forward(
     features: torch.Tensor, masks: torch.Tensor, kernel_size: int, group_size: int,
