@@ -1,8 +1,9 @@
 """CPU backend: torch tensors in, numba kernels (``cpu_kernels``) on channels-last views.
 
 fp32 and fp64 run natively; fp16 and bf16 are computed in fp32 and cast back.
-Outputs follow ``layout.output_memory_format``; gradients come back channels-last. Features
-and gradients are handed to the kernels channels-last, the predicted kernels as they are.
+Outputs and gradients follow ``layout.output_memory_format`` of the tensor they belong to.
+Features and the output gradient are handed to the kernels channels-last, the predicted
+kernels planar.
 """
 
 from __future__ import annotations
@@ -71,13 +72,21 @@ def backward(
     grad = _channels_last_array(grad_output, dtype)
     x = _channels_last_array(features, dtype)
     w = _contiguous_array(masks, dtype)
-    grad_x = np.empty_like(x)
-    grad_w = np.empty((w.shape[0], w.shape[2], w.shape[3], w.shape[1]), dtype=w.dtype)
+    n, c, h, width = features.shape
+    features_channels_last = output_memory_format(features) == torch.channels_last
     _use_torch_threads()
-    cpu_kernels.reassemble_backward_features(grad, w, grad_x, kernel_size, group_size, scale_factor, upsample)
-    cpu_kernels.reassemble_backward_masks(
-        grad, x, grad_w, kernel_size, group_size, scale_factor, upsample, x.dtype.type(0)
+    if features_channels_last:
+        grad_features = torch.empty(n, h, width, c, dtype=dtype)
+    else:
+        grad_features = torch.empty(n, c, h, width, dtype=dtype)
+    cpu_kernels.reassemble_backward_features(
+        grad, w, grad_features.numpy(), kernel_size, group_size, scale_factor, upsample, features_channels_last
     )
-    grad_features = torch.from_numpy(grad_x).permute(0, 3, 1, 2).to(features.dtype)
-    grad_masks = torch.from_numpy(grad_w).permute(0, 3, 1, 2).to(masks.dtype)
-    return grad_features, grad_masks
+    if features_channels_last:
+        grad_features = grad_features.permute(0, 3, 1, 2)
+    grad_masks = torch.empty(w.shape, dtype=dtype)
+    cpu_kernels.reassemble_backward_masks(
+        grad, x, grad_masks.numpy(), kernel_size, group_size, scale_factor, upsample, x.dtype.type(0)
+    )
+    grad_masks = grad_masks.contiguous(memory_format=output_memory_format(masks))
+    return grad_features.to(features.dtype), grad_masks.to(masks.dtype)

@@ -3,9 +3,11 @@
 Layout: features and their gradients are channels-last numpy arrays (N, H, W, C), so one
 output pixel's k*k weights are loaded once and reused across all channels of their group,
 and the inner loop is a contiguous multiply-add over channels that LLVM vectorises. The
-kernels ``w`` stay in their natural (N, G*k*k, H_out, W_out) layout: a row of outputs reads
-k*k contiguous rows of it, which caches well and saves a transposed copy; their gradient is
-written channels-last (N, H_out, W_out, G*k*k). Every output element is written by exactly
+kernels ``w`` and their gradient stay in their natural (N, G*k*k, H_out, W_out) layout: a
+row of outputs touches k*k contiguous rows of them, which caches well and saves transposed
+copies. Outputs and feature gradients are accumulated in a channels-last row buffer and
+written in the caller's layout (planar through a tiled transpose), so no layout copy of
+them is needed either. Every output element is written by exactly
 one thread in a fixed order (the backward passes gather instead of scattering), so results
 are deterministic and need no atomics. No k*k-sized intermediate is allocated. Loops index
 the arrays directly and run channel loops from 0 (``c0 + cc``): sub-array views or a
@@ -58,11 +60,23 @@ def reassemble_forward(x, w, out, k, groups, scale, upsample, out_channels_last)
                         weight = w[n, g * kk + (i + r) * k + (j + r), y, xo]
                         for cc in range(group_channels):
                             buf[xo, c0 + cc] += weight * x[n, yy, xx, c0 + cc]
-        if out_channels_last:
-            out[n, y, :, :] = buf
-        else:
-            for c in range(channels):
-                for xo in range(out_w):
+        _store_row(out, buf, n, y, out_channels_last)
+
+
+@numba.njit(inline="always")
+def _store_row(out, buf, n, y, channels_last):
+    """Write one (width, C) row buffer into ``out``, (N, H, W, C) or (N, C, H, W).
+
+    The planar case transposes in 16 x 16 tiles, so both sides stay within a few cache lines.
+    """
+    width, channels = buf.shape
+    if channels_last:
+        out[n, y, :, :] = buf
+        return
+    for c0 in range(0, channels, 16):
+        for x0 in range(0, width, 16):
+            for c in range(c0, min(c0 + 16, channels)):
+                for xo in range(x0, min(x0 + 16, width)):
                     out[n, c, y, xo] = buf[xo, c]
 
 
@@ -77,19 +91,22 @@ def _output_range(base, scale, upsample, out_size):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def reassemble_backward_features(grad_out, w, grad_x, k, groups, scale, upsample):
-    """grad_x[n, u, v, c] = sum over outputs and taps that read (u, v) of grad_out * w (gather)."""
-    n_batch, in_h, in_w, channels = grad_x.shape
-    out_h, out_w = w.shape[2], w.shape[3]
+def reassemble_backward_features(grad_out, w, grad_x, k, groups, scale, upsample, grad_channels_last):
+    """grad_x[n, u, v, c] = sum over outputs and taps that read (u, v) of grad_out * w (gather).
+
+    ``grad_out`` is channels-last; ``grad_x`` is (N, C, H, W), or (N, H, W, C) when
+    ``grad_channels_last``.
+    """
+    n_batch, out_h, out_w, channels = grad_out.shape
+    in_h, in_w = (grad_x.shape[1], grad_x.shape[2]) if grad_channels_last else (grad_x.shape[2], grad_x.shape[3])
     group_channels = channels // groups
     r = (k - 1) // 2
     kk = k * k
     for row in numba.prange(n_batch * in_h):
         n = row // in_h
         u = row % in_h
+        buf = np.zeros((in_w, channels), dtype=grad_out.dtype)
         for v in range(in_w):
-            for c in range(channels):
-                grad_x[n, u, v, c] = 0
             for i in range(-r, r + 1):
                 base_y = u - i
                 if base_y < 0 or base_y >= in_h:
@@ -107,17 +124,19 @@ def reassemble_backward_features(grad_out, w, grad_x, k, groups, scale, upsample
                                 weight = w[n, g * kk + tap, y, xo]
                                 c0 = g * group_channels
                                 for cc in range(group_channels):
-                                    grad_x[n, u, v, c0 + cc] += weight * grad_out[n, y, xo, c0 + cc]
+                                    buf[v, c0 + cc] += weight * grad_out[n, y, xo, c0 + cc]
+        _store_row(grad_x, buf, n, u, grad_channels_last)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def reassemble_backward_masks(grad_out, x, grad_w, k, groups, scale, upsample, zero):
-    """grad_w[n, y, xo, tap] = sum over the tap's group channels of grad_out * x (0 off-map).
+    """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map).
 
-    ``zero`` is a scalar of the array dtype, so the sums accumulate in that dtype.
+    ``grad_w`` is (N, G*k*k, H_out, W_out); ``zero`` is a scalar of the array dtype, so the
+    sums accumulate in that dtype.
     """
     n_batch, in_h, in_w, channels = x.shape
-    out_h, out_w = grad_w.shape[1], grad_w.shape[2]
+    out_h, out_w = grad_w.shape[2], grad_w.shape[3]
     group_channels = channels // groups
     r = (k - 1) // 2
     kk = k * k
@@ -137,4 +156,4 @@ def reassemble_backward_masks(grad_out, x, grad_w, k, groups, scale, upsample, z
                         if 0 <= yy < in_h and 0 <= xx < in_w:
                             for cc in range(group_channels):
                                 total += grad_out[n, y, xo, c0 + cc] * x[n, yy, xx, c0 + cc]
-                        grad_w[n, y, xo, g * kk + (i + r) * k + (j + r)] = total
+                        grad_w[n, g * kk + (i + r) * k + (j + r), y, xo] = total

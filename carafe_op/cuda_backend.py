@@ -23,7 +23,9 @@ kernels and one write of the output. The kernels are built around that:
 - 64-bit indices and per-tensor strides throughout: non-contiguous inputs are read in place;
   no shared memory and no k²-sized buffer, so G·k² has no limit. The only extra memory is the
   outputs themselves, plus a channels-last copy of ``grad_output`` when the channels-last path
-  receives it in another layout (one output-sized buffer).
+  receives it in another layout (one output-sized buffer). Gradients are computed into
+  channels-last buffers; planar inputs get a planar copy of theirs (an input-sized and a
+  kernel-sized buffer; writing planar gradients directly is an open optimisation).
 
 One module per (device, dtype, layout) is compiled by NVRTC on first use (CuPy caches it on
 disk); launches go to torch's current stream on the tensors' device, with raw pointers (no
@@ -40,6 +42,7 @@ import torch
 
 from .cuda import kernels
 from .cuda.launch import Launch, backward_launches, forward_launch
+from .layout import output_memory_format
 
 try:
     import cupy
@@ -109,10 +112,17 @@ def backward(
     grad_output: torch.Tensor, features: torch.Tensor, masks: torch.Tensor, kernel_size: int,
     group_size: int, scale_factor: int, upsample: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(grad_features, grad_masks)``, both channels-last."""
+    """``(grad_features, grad_masks)``, each in its input's memory format (the dispatch contract).
+
+    The kernels fill channels-last buffers (their vector-store layout); planar inputs get a
+    planar copy of their gradient.
+    """
     grad_features, grad_masks, launches = backward_launches(
         grad_output, features, masks, kernel_size, group_size, scale_factor, upsample
     )
     for launch in launches:
         _run(launch)
-    return grad_features, grad_masks
+    return (
+        grad_features.contiguous(memory_format=output_memory_format(features)),
+        grad_masks.contiguous(memory_format=output_memory_format(masks)),
+    )

@@ -71,7 +71,7 @@ def reassemble_backward(
     grad_output: torch.Tensor, features: torch.Tensor, masks: torch.Tensor, kernel_size: int,
     group_size: int, scale_factor: int, upsample: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients with respect to features and masks (channels-last memory format)."""
+    """Gradients with respect to features and masks, each in its input's memory format."""
     return backend_for(features.device).backward(
         grad_output, features, masks, kernel_size, group_size, scale_factor, upsample
     )
@@ -80,8 +80,8 @@ def reassemble_backward(
 @reassemble_backward.register_fake
 def _reassemble_backward_fake(grad_output, features, masks, kernel_size, group_size, scale_factor, upsample):
     return (
-        torch.empty_like(features, memory_format=torch.channels_last),
-        torch.empty_like(masks, memory_format=torch.channels_last),
+        torch.empty_like(features, memory_format=output_memory_format(features)),
+        torch.empty_like(masks, memory_format=output_memory_format(masks)),
     )
 
 

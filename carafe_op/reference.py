@@ -66,13 +66,13 @@ def backward(
     grad_output: torch.Tensor, features: torch.Tensor, masks: torch.Tensor, kernel_size: int,
     group_size: int, scale_factor: int, upsample: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backend entry point: both gradients by autograd through the reference, channels-last."""
+    """Backend entry point: both gradients by autograd through the reference, in the inputs' formats."""
     with torch.enable_grad():
         features = features.detach().requires_grad_()
         masks = masks.detach().requires_grad_()
         output = reassemble_reference(features, masks, kernel_size, group_size, scale_factor, upsample)
         grad_features, grad_masks = torch.autograd.grad(output, (features, masks), grad_output)
     return (
-        grad_features.contiguous(memory_format=torch.channels_last),
-        grad_masks.contiguous(memory_format=torch.channels_last),
+        grad_features.contiguous(memory_format=output_memory_format(features)),
+        grad_masks.contiguous(memory_format=output_memory_format(masks)),
     )
