@@ -359,7 +359,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: %(default)s)")
     parser.add_argument("--run-dir", type=Path, help="output folder (default: runs/inpaint_<config name>)")
     parser.add_argument("--resume", type=Path, help="checkpoint to resume (default: <run dir>/last.pt if it exists)")
-    parser.add_argument("--restart", action="store_true", help="ignore an existing <run dir>/last.pt and start over")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing <run dir>/last.pt and start over")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_iters=100")
     return parser.parse_args(argv)
 
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.overrides)
     run_dir = args.run_dir or (Path(cfg["run_dir"]) if cfg["run_dir"] else default_run_dir(args.config))
     resume = args.resume
-    if resume is None and not args.restart and (run_dir / "last.pt").is_file():
+    if resume is None and not args.fresh and (run_dir / "last.pt").is_file():
         resume = run_dir / "last.pt"
     ctx = init_distributed(cfg["device"])
     started = time.perf_counter()
