@@ -88,6 +88,18 @@ def read_file_list(file_list: str | os.PathLike | Sequence[str]) -> list[list[st
     return rows
 
 
+def require_files(paths: Sequence[Path], context: str) -> None:
+    """Raise ``FileNotFoundError`` naming (the first five of) ``paths`` that are not files."""
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise FileNotFoundError(
+            f"{context}: {len(missing)} of {len(paths)} files do not exist: "
+            + ", ".join(repr(os.fspath(p)) for p in missing[:5])
+            + more
+        )
+
+
 def resolve(root: Path, rel: str) -> Path:
     """``rel`` relative to ``root``; absolute paths are kept; a leading '/' on a relative
     entry (as in Places' official lists, e.g. '/a/abbey/00000001.jpg') is treated as relative."""

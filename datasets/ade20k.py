@@ -36,6 +36,7 @@ from ._io import (
     read_file_list,
     read_index_label,
     read_rgb,
+    require_files,
     resolve,
 )
 from .ade20k_classes import ADE20K_CLASSES, ADE20K_PALETTE
@@ -271,14 +272,7 @@ class ADE20KDataset(Dataset):
                 else:  # bare stem, mmsegmentation split-file style
                     img, ann = img_dir / f"{row[0]}.jpg", ann_dir / f"{row[0]}.png"
                 samples.append((img, ann))
-            missing = [p for s in samples for p in s if not p.is_file()]
-            if missing:
-                more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-                raise FileNotFoundError(
-                    f"file list {file_list!r} names files that do not exist: "
-                    + ", ".join(repr(os.fspath(p)) for p in missing[:5])
-                    + more
-                )
+            require_files([p for s in samples for p in s], f"file list {file_list!r}")
             return samples
 
         for d in (img_dir, ann_dir):

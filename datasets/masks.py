@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ._io import WorkerRNG
+from ._io import WorkerRNG, require_files
 
 # DeepFill v2 (Yu et al. 2019, generative_inpainting `brush_stroke_mask`)
 MIN_STROKES, MAX_STROKES = 1, 3
@@ -331,12 +331,5 @@ def load_mask_set(mask_dir: str | os.PathLike) -> MaskSet:
     if not rows:
         raise ValueError(f"mask set {os.fspath(root)!r} is empty: its manifest lists no masks")
     entries = [MaskEntry(root / r["file"], float(r["ratio"]), str(r["bucket"])) for r in rows]
-    missing = [e.path for e in entries if not e.path.is_file()]
-    if missing:
-        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-        raise FileNotFoundError(
-            f"mask set {os.fspath(root)!r}: {len(missing)} of {len(entries)} files in {MANIFEST} are missing: "
-            + ", ".join(repr(os.fspath(p)) for p in missing[:5])
-            + more
-        )
+    require_files([e.path for e in entries], f"mask set {os.fspath(root)!r}, files listed in {MANIFEST}")
     return MaskSet(root, entries, h, w, meta)

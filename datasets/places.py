@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._io import BadImagePolicy, WorkerRNG, list_images, read_file_list, read_rgb, resolve
+from ._io import BadImagePolicy, WorkerRNG, list_images, read_file_list, read_rgb, require_files, resolve
 from .masks import MaskGenerator, MaskSet
 
 SPLITS = {"train": "train", "training": "train", "val": "val", "validation": "val"}
@@ -119,14 +119,7 @@ class ImageFolderDataset(Dataset):
 
     def _from_file_list(self, file_list) -> list[Path]:
         paths = [resolve(self.root, row[0]) for row in read_file_list(file_list)]
-        missing = [p for p in paths if not p.is_file()]
-        if missing:
-            more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-            raise FileNotFoundError(
-                f"file list {file_list!r} names images that do not exist: "
-                + ", ".join(repr(os.fspath(p)) for p in missing[:5])
-                + more
-            )
+        require_files(paths, f"file list {file_list!r}")
         return paths
 
     def set_epoch(self, epoch: int) -> None:
