@@ -39,6 +39,14 @@ def _contiguous_array(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
     return tensor.detach().to(dtype).contiguous().numpy()
 
 
+def _output_buffer(shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> tuple[torch.Tensor, np.ndarray]:
+    """An (N, C, H, W) tensor in the requested memory format, and the array the kernels write:
+    its (N, H, W, C) view when channels-last, else the tensor itself."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    tensor = torch.empty(shape, dtype=dtype, memory_format=memory_format)
+    return tensor, (tensor.permute(0, 2, 3, 1) if channels_last else tensor).numpy()
+
+
 def _use_torch_threads() -> None:
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
@@ -51,16 +59,10 @@ def forward(
     x = _channels_last_array(features, dtype)
     w = _contiguous_array(masks, dtype)
     n, c = features.shape[:2]
-    out_h, out_w = masks.shape[-2:]
     channels_last = output_memory_format(features) == torch.channels_last
+    out, out_array = _output_buffer((n, c, *masks.shape[-2:]), dtype, channels_last)
     _use_torch_threads()
-    if channels_last:
-        out = torch.empty(n, out_h, out_w, c, dtype=dtype)
-        cpu_kernels.reassemble_forward(x, w, out.numpy(), kernel_size, group_size, scale_factor, upsample, True)
-        out = out.permute(0, 3, 1, 2)
-    else:
-        out = torch.empty(n, c, out_h, out_w, dtype=dtype)
-        cpu_kernels.reassemble_forward(x, w, out.numpy(), kernel_size, group_size, scale_factor, upsample, False)
+    cpu_kernels.reassemble_forward(x, w, out_array, kernel_size, group_size, scale_factor, upsample, channels_last)
     return out.to(features.dtype)
 
 
@@ -72,18 +74,12 @@ def backward(
     grad = _channels_last_array(grad_output, dtype)
     x = _channels_last_array(features, dtype)
     w = _contiguous_array(masks, dtype)
-    n, c, h, width = features.shape
-    features_channels_last = output_memory_format(features) == torch.channels_last
+    channels_last = output_memory_format(features) == torch.channels_last
+    grad_features, grad_features_array = _output_buffer(tuple(features.shape), dtype, channels_last)
     _use_torch_threads()
-    if features_channels_last:
-        grad_features = torch.empty(n, h, width, c, dtype=dtype)
-    else:
-        grad_features = torch.empty(n, c, h, width, dtype=dtype)
     cpu_kernels.reassemble_backward_features(
-        grad, w, grad_features.numpy(), kernel_size, group_size, scale_factor, upsample, features_channels_last
+        grad, w, grad_features_array, kernel_size, group_size, scale_factor, upsample, channels_last
     )
-    if features_channels_last:
-        grad_features = grad_features.permute(0, 3, 1, 2)
     grad_masks = torch.empty(w.shape, dtype=dtype)
     cpu_kernels.reassemble_backward_masks(
         grad, x, grad_masks.numpy(), kernel_size, group_size, scale_factor, upsample, x.dtype.type(0)
