@@ -34,7 +34,7 @@ from engine.config import apply_overrides
 from engine.data import shard_indices
 from engine.distributed import DistContext, all_reduce_sum, barrier, cleanup, init_distributed
 from engine.threads import set_cpu_threads
-from seg.metrics import IoUMetric, chance_miou, compute_metrics, format_table
+from seg.metrics import BoundaryAccuracy, IoUMetric, boundary_accuracy, chance_miou, compute_metrics, format_table
 from seg.model import Segmentor, build_segmentor
 
 TASK = "segmentation"
@@ -128,25 +128,32 @@ def predict(model: nn.Module, image: torch.Tensor, out_size: Sequence[int], scal
 
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: ADE20KDataset, ctx: DistContext, scales: Sequence[float] = (1.0,),
-             flip: bool = False, size_divisor: int = 32, num_workers: int = 0) -> tuple[dict[str, Any], torch.Tensor]:
+             flip: bool = False, size_divisor: int = 32, num_workers: int = 0,
+             boundary_width: int = 3) -> tuple[dict[str, Any], torch.Tensor]:
     """Score ``dataset`` (items with ``label_orig``) split over the processes of ``ctx``.
 
-    Returns ``(results, totals)``: the metrics (``seg.metrics.compute_metrics``) and the summed
-    (4, K) counts. Every process gets the same ``results``: the counts are summed over
-    processes first, so N processes give exactly the numbers of one.
+    Returns ``(results, totals)``: the metrics (``seg.metrics.compute_metrics``, plus ``bAcc``,
+    the accuracy within ``boundary_width`` px of label edges) and the summed (4, K) counts.
+    Every process gets the same ``results``: the counts are summed over processes first, so N
+    processes give exactly the numbers of one.
     """
     was_training = model.training
     model.eval()
     metric = IoUMetric(dataset.num_classes, dataset.ignore_index)
+    boundary = BoundaryAccuracy(boundary_width, dataset.ignore_index)
     mine = shard_indices(len(dataset), ctx.rank, ctx.world_size)
     loader = DataLoader(Subset(dataset, mine), batch_size=None, num_workers=num_workers,
                         generator=torch.Generator())  # leaves the global RNG (training's stream) untouched
     for item in loader:
         label = item["label_orig"]
-        metric.update(predict(model, item["image"], label.shape[-2:], scales, flip, size_divisor).argmax(0), label)
+        pred = predict(model, item["image"], label.shape[-2:], scales, flip, size_divisor).argmax(0)
+        metric.update(pred, label)
+        boundary.update(pred, label)
     model.train(was_training)
     totals = all_reduce_sum(metric.totals, ctx)
-    return compute_metrics(totals), totals
+    results = compute_metrics(totals)
+    results["bAcc"] = boundary_accuracy(all_reduce_sum(boundary.counts, ctx))
+    return results, totals
 
 
 def results_json(results: dict[str, Any], totals: torch.Tensor, class_names: Sequence[str], **extra: Any) -> dict:
@@ -157,11 +164,13 @@ def results_json(results: dict[str, Any], totals: torch.Tensor, class_names: Seq
     return {
         **extra,
         "aAcc": clean(results["aAcc"]), "mIoU": clean(results["mIoU"]), "mAcc": clean(results["mAcc"]),
+        "bAcc": clean(results.get("bAcc")),
         "chance_mIoU": chance_miou(totals[3]),
         "per_class": {n: {"IoU": clean(i), "Acc": clean(a)}
                       for n, i, a in zip(class_names, results["IoU"], results["Acc"], strict=True)},
         "definitions": "mmsegmentation IoUMetric: aAcc = sum(I) / sum(L); IoU = I / (P + L - I); Acc = I / L; "
-                       "mIoU, mAcc = NaN-ignoring class means; x100, two decimals; ignore index 255 excluded",
+                       "mIoU, mAcc = NaN-ignoring class means; x100, two decimals; ignore index 255 excluded; "
+                       "bAcc (ours) = pixel accuracy within eval.boundary_width px of a label edge",
     }
 
 
@@ -197,9 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{os.fspath(dataset.root)!r} has {dataset.num_classes}; they must match"
             )
         scales = args.scales or config["eval"]["scales"]
+        width = config["eval"].get("boundary_width", 3)  # runs trained before the key existed: 3
         flip = config["eval"]["flip"] if args.flip is None else args.flip
         results, totals = evaluate(model, dataset, ctx, scales, flip, data_cfg["size_divisor"],
-                                      config["eval"]["num_workers"])
+                                   config["eval"]["num_workers"], width)
         if ctx.is_main:
             summary = results_json(results, totals, meta["class_names"], checkpoint=os.fspath(args.checkpoint),
                                    split=args.split, num_images=len(dataset), scales=list(scales), flip=bool(flip))
@@ -207,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(summary, indent=1) + "\n")
             print(format_table(results, meta["class_names"]))
+            print(f"boundary accuracy (within {width} px of a label edge): "
+                  f"bAcc {results['bAcc']:.2f}")
             print(f"chance level (uniform random prediction): mIoU {summary['chance_mIoU']:.2f}")
             print(f"results written to {out}")
     finally:

@@ -204,8 +204,8 @@ def run(cfg: dict[str, Any], run_dir: Path, ctx: DistContext, resume: str | None
         net = unwrap(model)
         broadcast_buffers(net, ctx)
         results, totals = evaluate(net, val_set, ctx, ecfg["scales"], ecfg["flip"], dcfg["size_divisor"],
-                                   ecfg["num_workers"])
-        logger.scalars({f"val/{k}": results[k] for k in ("aAcc", "mIoU", "mAcc")}, iteration)
+                                   ecfg["num_workers"], ecfg["boundary_width"])
+        logger.scalars({f"val/{k}": results[k] for k in ("aAcc", "mIoU", "mAcc", "bAcc")}, iteration)
         logger.scalars({f"val_IoU/{n}": v for n, v in zip(val_set.class_names, results["IoU"], strict=True)
                         if np.isfinite(v)}, iteration)
         if ctx.is_main:
@@ -248,7 +248,8 @@ def run(cfg: dict[str, Any], run_dir: Path, ctx: DistContext, resume: str | None
         t_end = time.perf_counter()
         print(format_table(results, val_set.class_names))
         print(f"\nmIoU {results['mIoU']:.2f} (chance level, uniform random prediction: {summary['chance_mIoU']:.2f}); "
-              f"aAcc {results['aAcc']:.2f}; mAcc {results['mAcc']:.2f}")
+              f"aAcc {results['aAcc']:.2f}; mAcc {results['mAcc']:.2f}; "
+              f"bAcc {results['bAcc']:.2f} (within {ecfg['boundary_width']} px of a label edge)")
         print(f"time: {t_end - t_start:.0f} s in all ({t_train - t_start:.0f} s setup and training)")
         print(f"TensorBoard logs:  {run_dir / 'tb'}   (view: tensorboard --logdir {cfg['output_dir']})")
         print(f"checkpoint:        {checkpointer.last}   weights: {weights}")

@@ -36,6 +36,19 @@ VARIANTS: tuple[tuple[str, dict[str, str], float], ...] = (
 BASELINE = {"ppm": "bilinear", "fpn": "bilinear", "fuse": "bilinear", "backbone_resampler": "baseline"}
 
 
+def variant_switches(label: str) -> dict[str, str]:
+    """``build_segmentor`` switches of the Table IX variant called ``label`` (all four set)."""
+    for name, switches, _ in VARIANTS:
+        if name == label:
+            return BASELINE | switches
+    raise ValueError(f"unknown variant {label!r}; choose from {[name for name, _, _ in VARIANTS]}")
+
+
+def paper_miou(label: str) -> float:
+    """The paper's ADE20K val mIoU (UperNet R-50, Tables VIII-IX) for the variant ``label``."""
+    return next(miou for name, _, miou in VARIANTS if name == label)
+
+
 def components(model: Segmentor) -> dict[str, nn.Module]:
     return {"backbone": model.backbone, "PPM": model.decoder.ppm, "FPN": model.decoder.fpn,
             "FUSE": model.decoder.fuse, "classifier": model.classifier}
@@ -76,9 +89,9 @@ def summary_table(backbone: str, size: tuple[int, int], num_classes: int = 150, 
         "| CARAFE++ in | " + " | ".join(names) + " | paper mIoU (R-50) |",
         "|---" * (len(names) + 2) + "|",
     ]
-    for label, switches, miou in VARIANTS:
+    for label, _, miou in VARIANTS:
         with torch.device(device):
-            model = build_segmentor(backbone, num_classes, channels, **{**BASELINE, **switches})
+            model = build_segmentor(backbone, num_classes, channels, **variant_switches(label))
         costs = measure(model, size, device)
         cells = [f"{costs[n].params / 1e6:.2f} / {costs[n].flops / 1e9:.2f}" for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {miou:.2f} |")

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from seg.metrics import IoUMetric, chance_miou, compute_metrics, format_table, intersect_and_union
+from seg.metrics import (
+    IGNORE_INDEX,
+    BoundaryAccuracy,
+    IoUMetric,
+    boundary_band,
+    chance_miou,
+    compute_metrics,
+    format_table,
+    intersect_and_union,
+)
 
 IGN = 255
 
@@ -82,3 +91,48 @@ def test_bad_shapes_are_refused():
         intersect_and_union(torch.zeros(2, 3), torch.zeros(3, 2), 2)
     with pytest.raises(ValueError, match="num_classes"):
         IoUMetric(0)
+
+
+# --------------------------------------------------------------------------- boundary accuracy
+
+
+def test_boundary_band_marks_pixels_within_width_of_a_label_change():
+    label = torch.zeros(8, 10, dtype=torch.long)
+    label[:, 5:] = 1  # one vertical edge between columns 4 and 5
+    band = boundary_band(label, 2)
+    expected = torch.zeros(8, 10, dtype=torch.bool)
+    expected[:, 3:7] = True  # two columns either side
+    assert torch.equal(band, expected)
+    assert not boundary_band(torch.full((5, 5), 3), 1).any()  # image borders are not edges
+
+
+def test_boundary_band_counts_ignore_as_a_label_and_accepts_batches():
+    label = torch.zeros(2, 6, 6, dtype=torch.long)
+    label[1, 3:, :] = IGNORE_INDEX
+    band = boundary_band(label, 1)
+    assert not band[0].any()
+    assert band[1, 2:4].all() and not band[1, :2].any() and not band[1, 4:].any()
+
+
+def test_boundary_accuracy_scores_only_the_band_and_skips_ignored_pixels():
+    label = torch.zeros(6, 6, dtype=torch.long)
+    label[:, 3:] = 1
+    label[0, :] = IGNORE_INDEX
+    pred = label.clone()
+    pred[pred == IGNORE_INDEX] = 0
+    pred[5, 2] = 1   # wrong, inside the band
+    pred[3, 0] = 1   # wrong, outside the band (the band is columns 2-3 and rows 0-1)
+    metric = BoundaryAccuracy(width=1)
+    metric.update(pred, label)
+    band = boundary_band(label, 1) & (label != IGNORE_INDEX)
+    assert int(metric.counts[1]) == int(band.sum())
+    assert int(metric.counts[0]) == int(band.sum()) - 1
+    assert metric.compute() == pytest.approx(round(100 * (band.sum().item() - 1) / band.sum().item(), 2))
+
+
+def test_boundary_accuracy_rejects_bad_width_and_shapes():
+    with pytest.raises(ValueError, match="width"):
+        BoundaryAccuracy(width=0)
+    with pytest.raises(ValueError, match="same shape"):
+        BoundaryAccuracy().update(torch.zeros(4, 4), torch.zeros(4, 5))
+    assert math.isnan(BoundaryAccuracy().compute())
