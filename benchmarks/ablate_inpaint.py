@@ -17,7 +17,6 @@ not retrained); the report goes to benchmarks/results/ablate_inpaint.{json,md,pn
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,8 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.ablation import REPO, Run, aggregate, bar_plot, markdown_table, run_all, write_json  # noqa: E402
-from benchmarks.machine import describe  # noqa: E402
+from benchmarks.ablation import (  # noqa: E402
+    REPO,
+    Run,
+    aggregate,
+    markdown_table,
+    parse_arguments,
+    report_header,
+    run_all,
+    write_report,
+)
 from engine.config import load_config  # noqa: E402
 from train_inpaint import DEFAULT_CONFIG, fixed_mask_set, places_root  # noqa: E402
 
@@ -63,17 +70,7 @@ def results_table(report: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--iters", type=int, default=300, help="training iterations per run (the demo uses 300)")
-    ap.add_argument("--jobs", type=int, default=2, help="runs trained at the same time (one torch thread each)")
-    ap.add_argument("--runs-dir", default="runs/ablate_inpaint")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ablate_inpaint"),
-                    help="report path without suffix (.json, .md and .png are written)")
-    ap.add_argument("overrides", nargs="*", metavar="key=value", help="extra train_inpaint.py overrides for every run")
-    args = ap.parse_args()
-    if len(args.seeds) < 2:
-        ap.error("--seeds: give at least two seeds (the report shows a spread)")
+    args = parse_arguments(__doc__, "ablate_inpaint", 300, "train_inpaint.py")
 
     cfg = load_config(DEFAULT_CONFIG, args.overrides)
     places_root(cfg)  # generate the photos and the fixed masks once, before parallel runs
@@ -94,19 +91,11 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     labels = [label for label, _, _ in VARIANTS.values()]
     summary = aggregate(records, labels, [key for key, _, _ in COLUMNS])
-    report = {"machine": describe("cpu"), "command": " ".join(["python benchmarks/ablate_inpaint.py", *sys.argv[1:]]),
-              "iters": args.iters, "seeds": args.seeds, "jobs": args.jobs, "extra_overrides": args.overrides,
-              "elapsed_s_this_invocation": elapsed, "runs": records, "summary": summary,
-              "reference": next((r["telea"] for r in records if r["telea"]), None),
-              "paper": PAPER, "paper_source": "CARAFE++ TPAMI 2021, Table X (Places val, 256x256)"}
-    out = Path(args.out)
-    write_json(report, out.with_suffix(".json"))
-    table = results_table(report)
-    out.with_suffix(".md").write_text(table + "\n")
-    bar_plot(summary, COLUMNS, f"Inpainting on embedded photos (64 px, width 1/8), {args.iters} iterations, "
-             f"{len(args.seeds)} seeds (mean ± std)", out.with_suffix(".png"))
-    print(table)
-    print(f"\n{len(records)} runs, {elapsed / 60:.1f} min in this invocation; wrote {out}.json/.md/.png")
+    report = report_header(args, "ablate_inpaint.py", elapsed) | {
+        "runs": records, "summary": summary, "reference": next((r["telea"] for r in records if r["telea"]), None),
+        "paper": PAPER, "paper_source": "CARAFE++ TPAMI 2021, Table X (Places val, 256x256)"}
+    write_report(report, results_table(report), COLUMNS, "Inpainting on embedded photos (64 px, width 1/8), "
+                 f"{args.iters} iterations, {len(args.seeds)} seeds (mean ± std)", Path(args.out))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Runtime on the 2-core CPU: see the README's Results section (measured with this 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -23,8 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.ablation import REPO, Run, aggregate, bar_plot, markdown_table, run_all, write_json  # noqa: E402
-from benchmarks.machine import describe  # noqa: E402
+from benchmarks.ablation import (  # noqa: E402
+    REPO,
+    Run,
+    aggregate,
+    markdown_table,
+    parse_arguments,
+    report_header,
+    run_all,
+    write_report,
+)
 from datasets.embedded import ensure_texture_scenes  # noqa: E402
 from seg.summary import paper_miou, variant_switches  # noqa: E402
 
@@ -47,17 +54,7 @@ def results_table(report: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--iters", type=int, default=160, help="training iterations per run (the demo uses 240)")
-    ap.add_argument("--jobs", type=int, default=2, help="runs trained at the same time (one torch thread each)")
-    ap.add_argument("--runs-dir", default="runs/ablate_seg")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ablate_seg"),
-                    help="report path without suffix (.json, .md and .png are written)")
-    ap.add_argument("overrides", nargs="*", metavar="key=value", help="extra train_seg.py overrides for every run")
-    args = ap.parse_args()
-    if len(args.seeds) < 2:
-        ap.error("--seeds: give at least two seeds (the report shows a spread)")
+    args = parse_arguments(__doc__, "ablate_seg", 160, "train_seg.py")
 
     ensure_texture_scenes(DATA)  # once, before parallel runs would race to generate it
     runs_dir = REPO / args.runs_dir
@@ -77,19 +74,12 @@ def main() -> None:
     records = run_all(runs, args.jobs, read_metrics)
     elapsed = time.perf_counter() - start
     summary = aggregate(records, list(ABLATED.values()), [key for key, _, _ in COLUMNS])
-    report = {"machine": describe("cpu"), "command": " ".join(["python benchmarks/ablate_seg.py", *sys.argv[1:]]),
-              "iters": args.iters, "seeds": args.seeds, "jobs": args.jobs, "extra_overrides": args.overrides,
-              "elapsed_s_this_invocation": elapsed, "runs": records, "summary": summary,
-              "paper_mIoU": {variant: f"{paper_miou(variant):.2f}" for variant in ABLATED.values()},
-              "paper_source": "CARAFE++ TPAMI 2021, Tables VIII-IX (UperNet R-50, ADE20K val)"}
-    out = Path(args.out)
-    write_json(report, out.with_suffix(".json"))
-    table = results_table(report)
-    out.with_suffix(".md").write_text(table + "\n")
-    bar_plot(summary, COLUMNS, f"UperNet R-18 on texture scenes, {args.iters} iterations, "
-             f"{len(args.seeds)} seeds (mean ± std)", out.with_suffix(".png"))
-    print(table)
-    print(f"\n{len(records)} runs, {elapsed / 60:.1f} min in this invocation; wrote {out}.json/.md/.png")
+    report = report_header(args, "ablate_seg.py", elapsed) | {
+        "runs": records, "summary": summary,
+        "paper_mIoU": {variant: f"{paper_miou(variant):.2f}" for variant in ABLATED.values()},
+        "paper_source": "CARAFE++ TPAMI 2021, Tables VIII-IX (UperNet R-50, ADE20K val)"}
+    write_report(report, results_table(report), COLUMNS, f"UperNet R-18 on texture scenes, {args.iters} iterations, "
+                 f"{len(args.seeds)} seeds (mean ± std)", Path(args.out))
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ trained again. Results are a JSON report, a markdown table and a bar plot with o
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_arguments(doc: str, name: str, iters: int, trainer: str) -> argparse.Namespace:
+    """The options every ablation script takes (seeds, schedule, concurrency, paths, overrides)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--iters", type=int, default=iters, help="training iterations per run (default: %(default)s)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs trained at the same time (one torch thread each)")
+    ap.add_argument("--runs-dir", default=f"runs/{name}")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / name),
+                    help="report path without suffix (.json, .md and .png are written)")
+    ap.add_argument("overrides", nargs="*", metavar="key=value", help=f"extra {trainer} overrides for every run")
+    args = ap.parse_args()
+    if len(args.seeds) < 2:
+        ap.error("--seeds: give at least two seeds (the report shows a spread)")
+    return args
+
+
+def report_header(args: argparse.Namespace, script: str, elapsed_s: float) -> dict:
+    """What every ablation report records about how it was produced."""
+    from benchmarks.machine import describe
+
+    return {"machine": describe("cpu"), "command": " ".join([f"python benchmarks/{script}", *sys.argv[1:]]),
+            "iters": args.iters, "seeds": args.seeds, "jobs": args.jobs, "extra_overrides": args.overrides,
+            "elapsed_s_this_invocation": elapsed_s}
+
+
+def write_report(report: dict, table: str, columns: Sequence[tuple[str, str, int]], title: str, out: Path) -> None:
+    """``out``.json (the report), .md (the table) and .png (the plot); print the table."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    out.with_suffix(".md").write_text(table + "\n")
+    bar_plot(report["summary"], columns, title, out.with_suffix(".png"))
+    print(table)
+    print(f"\n{len(report['runs'])} runs, {report['elapsed_s_this_invocation'] / 60:.1f} min in this invocation; "
+          f"wrote {out}.json/.md/.png")
 
 
 @dataclass(frozen=True)
@@ -126,8 +164,3 @@ def bar_plot(summary: dict[str, dict], columns: Sequence[tuple[str, str, int]], 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def write_json(report: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")

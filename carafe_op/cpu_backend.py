@@ -1,9 +1,9 @@
-"""CPU backend: torch tensors in, numba kernels (``cpu_kernels``) on channels-last views.
+"""CPU backend: torch tensors in, numba kernels (``cpu_kernels``) on numpy views.
 
 fp32 and fp64 run natively; fp16 and bf16 are computed in fp32 and cast back.
 Outputs and gradients follow ``layout.output_memory_format`` of the tensor they belong to.
-Features and the output gradient are handed to the kernels channels-last, the predicted
-kernels planar.
+Features, outputs and their gradients go to the planar kernels, or to the channels-last
+kernels when that format is channels-last; the predicted kernels are always planar.
 """
 
 from __future__ import annotations
@@ -29,14 +29,11 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
-def _channels_last_array(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    """An (N, H, W, C) C-contiguous numpy view; copies only when the layout requires it."""
-    return tensor.detach().to(dtype).permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def _contiguous_array(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    """An (N, C, H, W) C-contiguous numpy view; copies only when the layout requires it."""
-    return tensor.detach().to(dtype).contiguous().numpy()
+def _array(tensor: torch.Tensor, dtype: torch.dtype, channels_last: bool = False) -> np.ndarray:
+    """A C-contiguous numpy view, (N, H, W, C) when ``channels_last`` else (N, C, H, W); copies
+    only when the layout requires it."""
+    tensor = tensor.detach().to(dtype)
+    return (tensor.permute(0, 2, 3, 1) if channels_last else tensor).contiguous().numpy()
 
 
 def _output_buffer(shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> tuple[torch.Tensor, np.ndarray]:
@@ -56,13 +53,13 @@ def forward(
     scale_factor: int, upsample: bool,
 ) -> torch.Tensor:
     dtype = _compute_dtype(features.dtype)
-    x = _channels_last_array(features, dtype)
-    w = _contiguous_array(masks, dtype)
-    n, c = features.shape[:2]
     channels_last = output_memory_format(features) == torch.channels_last
+    x = _array(features, dtype, channels_last)
+    n, c = features.shape[:2]
     out, out_array = _output_buffer((n, c, *masks.shape[-2:]), dtype, channels_last)
     _use_torch_threads()
-    cpu_kernels.reassemble_forward(x, w, out_array, kernel_size, group_size, scale_factor, upsample, channels_last)
+    kernel = cpu_kernels.nhwc_forward if channels_last else cpu_kernels.planar_forward
+    kernel(x, _array(masks, dtype), out_array, kernel_size, group_size, scale_factor, upsample)
     return out.to(features.dtype)
 
 
@@ -71,18 +68,19 @@ def backward(
     group_size: int, scale_factor: int, upsample: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     dtype = _compute_dtype(features.dtype)
-    grad = _channels_last_array(grad_output, dtype)
-    x = _channels_last_array(features, dtype)
-    w = _contiguous_array(masks, dtype)
     channels_last = output_memory_format(features) == torch.channels_last
+    grad = _array(grad_output, dtype, channels_last)
+    x = _array(features, dtype, channels_last)
+    w = _array(masks, dtype)
     grad_features, grad_features_array = _output_buffer(tuple(features.shape), dtype, channels_last)
-    _use_torch_threads()
-    cpu_kernels.reassemble_backward_features(
-        grad, w, grad_features_array, kernel_size, group_size, scale_factor, upsample, channels_last
-    )
     grad_masks = torch.empty(w.shape, dtype=dtype)
-    cpu_kernels.reassemble_backward_masks(
-        grad, x, grad_masks.numpy(), kernel_size, group_size, scale_factor, upsample, x.dtype.type(0)
-    )
+    config = (kernel_size, group_size, scale_factor, upsample)
+    _use_torch_threads()
+    if channels_last:
+        cpu_kernels.nhwc_backward_features(grad, w, grad_features_array, *config)
+        cpu_kernels.nhwc_backward_masks(grad, x, grad_masks.numpy(), *config, x.dtype.type(0))
+    else:
+        cpu_kernels.planar_backward_features(grad, w, grad_features_array, *config)
+        cpu_kernels.planar_backward_masks(grad, x, grad_masks.numpy(), *config)
     grad_masks = grad_masks.contiguous(memory_format=output_memory_format(masks))
     return grad_features.to(features.dtype), grad_masks.to(masks.dtype)

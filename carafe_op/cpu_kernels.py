@@ -1,17 +1,22 @@
-"""Numba CPU kernels for CARAFE reassembly, forward and backward.
+"""Numba CPU kernels for CARAFE reassembly, forward and backward, in two layouts.
 
-Layout: features and their gradients are channels-last numpy arrays (N, H, W, C), so one
-output pixel's k*k weights are loaded once and reused across all channels of their group,
-and the inner loop is a contiguous multiply-add over channels that LLVM vectorises. The
-kernels ``w`` and their gradient stay in their natural (N, G*k*k, H_out, W_out) layout: a
-row of outputs touches k*k contiguous rows of them, which caches well and saves transposed
-copies. Outputs and feature gradients are accumulated in a channels-last row buffer and
-written in the caller's layout (planar through a tiled transpose), so no layout copy of
-them is needed either. Every output element is written by exactly
-one thread in a fixed order (the backward passes gather instead of scattering), so results
-are deterministic and need no atomics. No k*k-sized intermediate is allocated. Loops index
-the arrays directly and run channel loops from 0 (``c0 + cc``): sub-array views or a
-``range(c0, c1)`` in the hot loops stop LLVM from vectorising them (10-20x slower).
+The predicted kernels ``w`` and their gradient always stay in their natural (N, G*k*k, H_out,
+W_out) layout; features, outputs and their gradients come in one of two layouts, each with its
+own kernels, so no layout copy of them is made:
+
+- Planar (N, C, H, W), ``planar_*``: the vector axis is a row. Per channel, the k source rows
+  that a block of output rows reads are first "spread" (``_spread_row``) so that every tap is a
+  contiguous, zero-padded slice aligned with the output row; each tap is then one multiply-add
+  over the row. The feature gradient accumulates in the same spread form and is folded back
+  (``_collect_row``, the adjoint).
+- Channels-last (N, H, W, C), ``nhwc_*``: the vector axis is the channels. One output pixel's
+  k*k weights are loaded once and reused across all channels of their group.
+
+Every output element is written by exactly one thread in a fixed order (the backward passes
+gather instead of scattering), so results are deterministic and need no atomics. No k*k-sized
+intermediate is allocated. Loops index the arrays directly and run vector loops from 0
+(``c0 + cc``, ``start + xo``): sub-array views or a ``range(c0, c1)`` in the hot loops stop LLVM
+from vectorising them (10-20x slower).
 
 ``upsample`` picks the source mapping of SPEC §1: output ``y`` reads around ``y // s``
 (CARAFE) or around ``s * y`` (CARAFE++ downsampling).
@@ -22,19 +27,208 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Reassociation lets LLVM vectorise the channel reductions; the order is still fixed by the
-# compiled code, so runs stay bit-identical.
+# Reassociation lets LLVM vectorise the reductions; the order is still fixed by the compiled
+# code, so runs stay bit-identical.
 _FAST = {"reassoc", "contract", "nsz"}
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def reassemble_forward(x, w, out, k, groups, scale, upsample, out_channels_last):
-    """out[n, y, xo, c] = sum_taps w[n, y, xo, tap] * x[n, src(y) + i, src(xo) + j, c].
+@numba.njit(inline="always")
+def _output_range(base, scale, upsample, out_size):
+    """Outputs whose source position is ``base``: [lo, hi), empty when none."""
+    if upsample:
+        return base * scale, base * scale + scale
+    if base % scale != 0 or base // scale >= out_size:
+        return 0, 0
+    return base // scale, base // scale + 1
 
-    ``out`` is (N, C, H_out, W_out) C-contiguous, or (N, H_out, W_out, C) when
-    ``out_channels_last``; a row buffer turns the channels-last accumulation into
-    contiguous writes either way.
+
+# Output-row blocks per planar task: a task spreads each source row its blocks read once per
+# channel, so neighbouring blocks share the work of their overlapping windows.
+_CHUNK = 8
+
+
+@numba.njit(inline="always")
+def _row_blocks(scale, upsample, in_h, out_h):
+    """Output rows in blocks that share one source row ``block_index * step``: (rows per block,
+    number of blocks, step)."""
+    return (scale, in_h, 1) if upsample else (1, out_h, scale)
+
+
+@numba.njit(inline="always")
+def _chunk(task, n_chunks, n_blocks, step, r):
+    """A planar task's batch index, its blocks [b0, b1) and the first source row it spreads."""
+    n = task // n_chunks
+    b0 = (task % n_chunks) * _CHUNK
+    return n, b0, min(b0 + _CHUNK, n_blocks), b0 * step - r
+
+
+@numba.njit(inline="always")
+def _spread_geometry(k, scale, upsample, out_w):
+    """(phases, pad, width) of a spread source row (see ``_spread_row``)."""
+    r = (k - 1) // 2
+    if upsample:
+        return 1, r * scale, out_w + 2 * r * scale
+    return scale, r, out_w + 2 * r
+
+
+@numba.njit(inline="always")
+def _tap_slot(j, scale, upsample, pad):
+    """(phase, start): the tap at column offset ``j`` of output ``xo`` is spread[phase, start + xo].
+
+    ``start`` is never negative; the ``max`` tells LLVM so, which drops numba's negative-index
+    wrap-around from ``start + xo`` and lets the tap loops vectorise (3-4x faster).
     """
+    if upsample:
+        return 0, max(pad + scale * j, 0)
+    return j % scale, max(pad + j // scale, 0)
+
+
+@numba.njit(inline="always")
+def _spread_row(x, n, c, row, spread, i, scale, upsample, pad):
+    """Lay source row x[n, c, row] into spread[i] so that each tap is a slice (``_tap_slot``).
+
+    Up: pixel v is repeated ``scale`` times (output xo reads xo // scale). Down: the row is split
+    into ``scale`` phases (slot xo of phase p holds pixel s * xo + p). Slots off the map are never
+    written, so they keep the zeros ``spread`` was created with.
+    """
+    if upsample:
+        for v in range(x.shape[3]):
+            for b in range(scale):
+                spread[i, 0, pad + scale * v + b] = x[n, c, row, v]
+    else:
+        for phase in range(scale):
+            for xo in range((x.shape[3] - phase + scale - 1) // scale):
+                spread[i, phase, pad + xo] = x[n, c, row, scale * xo + phase]
+
+
+@numba.njit(inline="always")
+def _collect_row(acc, grad_x, n, c, u, scale, upsample, pad):
+    """Adjoint of ``_spread_row``: grad_x[n, c, u, v] = sum of the slots of ``acc`` that hold pixel v."""
+    if upsample:
+        for v in range(grad_x.shape[3]):
+            total = acc[0, pad + scale * v]
+            for b in range(1, scale):
+                total += acc[0, pad + scale * v + b]
+            grad_x[n, c, u, v] = total
+    else:
+        for phase in range(scale):
+            for xo in range((grad_x.shape[3] - phase + scale - 1) // scale):
+                grad_x[n, c, u, scale * xo + phase] = acc[phase, pad + xo]
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
+def planar_forward(x, w, out, k, groups, scale, upsample):
+    """out[n, c, y, xo] = sum_taps w[n, tap, y, xo] * x[n, c, src(y) + i, src(xo) + j], planar."""
+    n_batch, channels, in_h, in_w = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    group_channels = channels // groups
+    r = (k - 1) // 2
+    kk = k * k
+    phases, pad, width = _spread_geometry(k, scale, upsample, out_w)
+    block, n_blocks, step = _row_blocks(scale, upsample, in_h, out_h)
+    n_chunks = (n_blocks + _CHUNK - 1) // _CHUNK
+    for task in numba.prange(n_batch * n_chunks):
+        n, b0, b1, row0 = _chunk(task, n_chunks, n_blocks, step, r)
+        spread = np.zeros(((b1 - b0 - 1) * step + k, phases, width), dtype=x.dtype)
+        acc = np.empty(out_w, dtype=x.dtype)
+        for c in range(channels):
+            tap0 = (c // group_channels) * kk
+            for q in range(spread.shape[0]):
+                if 0 <= row0 + q < in_h:
+                    _spread_row(x, n, c, row0 + q, spread, q, scale, upsample, pad)
+            for blk in range(b0, b1):
+                q0 = (blk - b0) * step
+                for y in range(blk * block, min(blk * block + block, out_h)):
+                    for xo in range(out_w):
+                        acc[xo] = 0
+                    for i in range(k):
+                        if row0 + q0 + i < 0 or row0 + q0 + i >= in_h:
+                            continue
+                        for j in range(k):
+                            phase, start = _tap_slot(j - r, scale, upsample, pad)
+                            tap = tap0 + i * k + j
+                            for xo in range(out_w):
+                                acc[xo] += w[n, tap, y, xo] * spread[q0 + i, phase, start + xo]
+                    for xo in range(out_w):
+                        out[n, c, y, xo] = acc[xo]
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
+def planar_backward_features(grad_out, w, grad_x, k, groups, scale, upsample):
+    """grad_x[n, c, u, v] = sum over outputs and taps that read (u, v) of grad_out * w, planar.
+
+    A task owns one input row: per channel it gathers the contributions of every output row
+    that reads it into a spread accumulator, then folds that back with ``_collect_row``.
+    """
+    n_batch, channels, in_h, in_w = grad_x.shape
+    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
+    group_channels = channels // groups
+    r = (k - 1) // 2
+    kk = k * k
+    phases, pad, width = _spread_geometry(k, scale, upsample, out_w)
+    for task in numba.prange(n_batch * in_h):
+        n = task // in_h
+        u = task % in_h
+        acc = np.empty((phases, width), dtype=grad_out.dtype)
+        for c in range(channels):
+            tap0 = (c // group_channels) * kk
+            acc[:] = 0
+            for i in range(k):
+                base = u - (i - r)
+                if base < 0 or base >= in_h:
+                    continue
+                y0, y1 = _output_range(base, scale, upsample, out_h)
+                for y in range(y0, y1):
+                    for j in range(k):
+                        phase, start = _tap_slot(j - r, scale, upsample, pad)
+                        tap = tap0 + i * k + j
+                        for xo in range(out_w):
+                            acc[phase, start + xo] += grad_out[n, c, y, xo] * w[n, tap, y, xo]
+            _collect_row(acc, grad_x, n, c, u, scale, upsample, pad)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
+def planar_backward_masks(grad_out, x, grad_w, k, groups, scale, upsample):
+    """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map), planar."""
+    n_batch, channels, in_h, in_w = x.shape
+    out_h, out_w = grad_w.shape[2], grad_w.shape[3]
+    group_channels = channels // groups
+    r = (k - 1) // 2
+    kk = k * k
+    phases, pad, width = _spread_geometry(k, scale, upsample, out_w)
+    block, n_blocks, step = _row_blocks(scale, upsample, in_h, out_h)
+    n_chunks = (n_blocks + _CHUNK - 1) // _CHUNK
+    for task in numba.prange(n_batch * n_chunks):
+        n, b0, b1, row0 = _chunk(task, n_chunks, n_blocks, step, r)
+        y0 = b0 * block
+        y1 = min(b1 * block, out_h)
+        spread = np.zeros(((b1 - b0 - 1) * step + k, phases, width), dtype=x.dtype)
+        acc = np.empty((y1 - y0, kk, out_w), dtype=x.dtype)
+        for g in range(groups):
+            acc[:] = 0
+            for cc in range(group_channels):
+                c = g * group_channels + cc
+                for q in range(spread.shape[0]):
+                    if 0 <= row0 + q < in_h:
+                        _spread_row(x, n, c, row0 + q, spread, q, scale, upsample, pad)
+                for y in range(y0, y1):
+                    q0 = (y // block - b0) * step
+                    for i in range(k):
+                        if row0 + q0 + i < 0 or row0 + q0 + i >= in_h:
+                            continue
+                        for j in range(k):
+                            phase, start = _tap_slot(j - r, scale, upsample, pad)
+                            for xo in range(out_w):
+                                acc[y - y0, i * k + j, xo] += grad_out[n, c, y, xo] * spread[q0 + i, phase, start + xo]
+            for y in range(y0, y1):
+                for t in range(kk):
+                    for xo in range(out_w):
+                        grad_w[n, g * kk + t, y, xo] = acc[y - y0, t, xo]
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
+def nhwc_forward(x, w, out, k, groups, scale, upsample):
+    """out[n, y, xo, c] = sum_taps w[n, tap, y, xo] * x[n, src(y) + i, src(xo) + j, c], channels-last."""
     n_batch, in_h, in_w, channels = x.shape
     out_h, out_w = w.shape[2], w.shape[3]
     group_channels = channels // groups
@@ -60,45 +254,14 @@ def reassemble_forward(x, w, out, k, groups, scale, upsample, out_channels_last)
                         weight = w[n, g * kk + (i + r) * k + (j + r), y, xo]
                         for cc in range(group_channels):
                             buf[xo, c0 + cc] += weight * x[n, yy, xx, c0 + cc]
-        _store_row(out, buf, n, y, out_channels_last)
-
-
-@numba.njit(inline="always")
-def _store_row(out, buf, n, y, channels_last):
-    """Write one (width, C) row buffer into ``out``, (N, H, W, C) or (N, C, H, W).
-
-    The planar case transposes in 16 x 16 tiles, so both sides stay within a few cache lines.
-    """
-    width, channels = buf.shape
-    if channels_last:
         out[n, y, :, :] = buf
-        return
-    for c0 in range(0, channels, 16):
-        for x0 in range(0, width, 16):
-            for c in range(c0, min(c0 + 16, channels)):
-                for xo in range(x0, min(x0 + 16, width)):
-                    out[n, c, y, xo] = buf[xo, c]
-
-
-@numba.njit(inline="always")
-def _output_range(base, scale, upsample, out_size):
-    """Outputs whose source position is ``base``: [lo, hi), empty when none."""
-    if upsample:
-        return base * scale, base * scale + scale
-    if base % scale != 0 or base // scale >= out_size:
-        return 0, 0
-    return base // scale, base // scale + 1
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def reassemble_backward_features(grad_out, w, grad_x, k, groups, scale, upsample, grad_channels_last):
-    """grad_x[n, u, v, c] = sum over outputs and taps that read (u, v) of grad_out * w (gather).
-
-    ``grad_out`` is channels-last; ``grad_x`` is (N, C, H, W), or (N, H, W, C) when
-    ``grad_channels_last``.
-    """
+def nhwc_backward_features(grad_out, w, grad_x, k, groups, scale, upsample):
+    """grad_x[n, u, v, c] = sum over outputs and taps that read (u, v) of grad_out * w (gather), channels-last."""
     n_batch, out_h, out_w, channels = grad_out.shape
-    in_h, in_w = (grad_x.shape[1], grad_x.shape[2]) if grad_channels_last else (grad_x.shape[2], grad_x.shape[3])
+    in_h, in_w = grad_x.shape[1], grad_x.shape[2]
     group_channels = channels // groups
     r = (k - 1) // 2
     kk = k * k
@@ -125,15 +288,14 @@ def reassemble_backward_features(grad_out, w, grad_x, k, groups, scale, upsample
                                 c0 = g * group_channels
                                 for cc in range(group_channels):
                                     buf[v, c0 + cc] += weight * grad_out[n, y, xo, c0 + cc]
-        _store_row(grad_x, buf, n, u, grad_channels_last)
+        grad_x[n, u, :, :] = buf
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def reassemble_backward_masks(grad_out, x, grad_w, k, groups, scale, upsample, zero):
-    """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map).
+def nhwc_backward_masks(grad_out, x, grad_w, k, groups, scale, upsample, zero):
+    """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map), channels-last.
 
-    ``grad_w`` is (N, G*k*k, H_out, W_out); ``zero`` is a scalar of the array dtype, so the
-    sums accumulate in that dtype.
+    ``zero`` is a scalar of the array dtype, so the sums accumulate in that dtype.
     """
     n_batch, in_h, in_w, channels = x.shape
     out_h, out_w = grad_w.shape[2], grad_w.shape[3]

@@ -12,6 +12,7 @@ from conftest import SHARED
 from carafe_op import backend_name, carafe, carafe_down, reassemble_reference
 
 GRID = list(itertools.product([1, 3, 5, 7], [1, 2, 3, 4], [1, 2, 4], [True, False]))
+SMALL_GRID = list(itertools.product([1, 3, 5], [1, 2, 3], [1, 2], [True, False]))
 
 
 def op(upsample):
@@ -85,6 +86,24 @@ def test_layouts_and_dtypes(dtype, layout, upsample):
     assert ours[0].is_contiguous(memory_format=expected_format)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("k,scale,groups,upsample", SMALL_GRID)
+def test_planar_and_channels_last_kernels_match_reference(layout, k, scale, groups, upsample):
+    """Contiguous inputs run the planar kernels, channels-last ones the NHWC kernels. Odd sizes, and
+    more rows than one planar task covers (``cpu_kernels._CHUNK`` row blocks), so the tasks'
+    shared borders are tested too."""
+    features, masks = random_case(2, 3 * groups, 19, 7, k, groups, scale, upsample)
+    features = _layout(features, layout)
+    grad = _layout(torch.randn_like(reassemble_reference(features, masks, k, groups, scale, upsample)), layout)
+    ours = _grads(lambda f, m: op(upsample)(f, m, k, groups, scale), features, masks, grad)
+    ref = _grads(lambda f, m: reassemble_reference(f, m, k, groups, scale, upsample), features, masks, grad)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    assert ours[0].is_contiguous(memory_format=memory_format)
+    assert ours[1].is_contiguous(memory_format=memory_format)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_on_cpu_computes_in_fp32(dtype):
     features, masks = random_case(1, 4, 6, 6, 3, 1, 2, True, dtype=torch.float32)
@@ -94,11 +113,14 @@ def test_half_precision_on_cpu_computes_in_fp32(dtype):
     torch.testing.assert_close(out.float(), expected, rtol=1e-2, atol=1e-2)
 
 
-def test_backward_is_deterministic():
-    features, masks = random_case(2, 16, 9, 9, 5, 4, 2, True, dtype=torch.float32)
-    grad = torch.randn(2, 16, 18, 18)
-    first = _grads(lambda f, m: carafe(f, m, 5, 4, 2), features, masks, grad)
-    second = _grads(lambda f, m: carafe(f, m, 5, 4, 2), features, masks, grad)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("upsample", [True, False])
+def test_backward_is_deterministic(layout, upsample):
+    features, masks = random_case(2, 16, 19, 9, 5, 4, 2, upsample, dtype=torch.float32)
+    features = _layout(features, layout)
+    grad = _layout(torch.randn(2, 16, *masks.shape[-2:]), layout)
+    first = _grads(lambda f, m: op(upsample)(f, m, 5, 4, 2), features, masks, grad)
+    second = _grads(lambda f, m: op(upsample)(f, m, 5, 4, 2), features, masks, grad)
     for a, b in zip(first, second, strict=True):
         assert torch.equal(a, b)
 
