@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import describe, device_tag  # noqa: E402
+from benchmarks.machine import describe, device_tag, peak_memory, reset_peak_memory, synchronize  # noqa: E402
 from carafe_op import backend_name, carafe, carafe_down, reassemble_reference  # noqa: E402
 
 KERNEL, GROUPS, SCALE = 5, 1, 2
@@ -73,11 +73,6 @@ def inputs(direction: str, device: str, dtype: torch.dtype, grad: bool):
     return features, masks
 
 
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def measure(name: str, direction: str, mode: str, device: str, dtype: torch.dtype, repeats: int) -> dict:
     """Median time (ms) and peak extra memory (MiB) of one case."""
     backward = mode == "fwd+bwd"
@@ -94,7 +89,7 @@ def measure(name: str, direction: str, mode: str, device: str, dtype: torch.dtyp
     for _ in range(2):
         step()
     synchronize(device)
-    base = _reset_peak_memory(device)
+    base = reset_peak_memory(device)
     times = []
     for _ in range(repeats):
         synchronize(device)
@@ -102,30 +97,8 @@ def measure(name: str, direction: str, mode: str, device: str, dtype: torch.dtyp
         step()
         synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
-    peak = _peak_memory(device) - base
+    peak = peak_memory(device) - base
     return {"ms": statistics.median(times), "peak_mib": max(peak, 0) / 2**20}
-
-
-def _reset_peak_memory(device: str) -> int:
-    """Reset the peak counter after warm-up; return the memory in use now (bytes)."""
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated()
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")  # resets VmHWM, the process's peak resident set size
-    return _proc_status_bytes("VmRSS")
-
-
-def _peak_memory(device: str) -> int:
-    return torch.cuda.max_memory_allocated() if device.startswith("cuda") else _proc_status_bytes("VmHWM")
-
-
-def _proc_status_bytes(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
 def tensor_bytes(direction: str, device: str, dtype: torch.dtype) -> int:
