@@ -51,10 +51,11 @@ def cost_plot(report: dict, path: Path) -> None:
                 ax.annotate(f"{row[ratio]:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                             ha="center", va="bottom", fontsize=7)
         ax.set_xticks(list(xs), [r["model"].removeprefix("UperNet R-50: ") for r in rows], rotation=30, ha="right")
+        ax.set_ylim(0, 1.25 * max(r["train_ms"] for r in rows) / 1e3)  # room for the labels and legend
         ax.set_ylabel("seconds per call")
         size = report["seg_size"] if group == "segmentation" else report["inpaint_size"]
         ax.set_title(f"{group}: {size}x{size}, batch {report['batch']} (x = ratio to the baseline)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", ncol=2)
         ax.grid(axis="y", alpha=0.3)
     machine = report["machine"]
     fig.suptitle(f"{machine.get('gpu', machine['cpu'])}, {machine['torch_threads']} threads")
