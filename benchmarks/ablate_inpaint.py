@@ -86,7 +86,7 @@ def main() -> None:
                          "train.max_iters": args.iters, "eval.grid_samples": 0, "eval.kernel_views": 0}
             command = [sys.executable, str(REPO / "train_inpaint.py"), "--run-dir", str(run_dir),
                        *(f"{k}={v}" for k, v in overrides.items()), *args.overrides]
-            runs.append(Run(label, seed, command, run_dir, run_dir / "metrics.json", env={"OMP_NUM_THREADS": "1"}))
+            runs.append(Run(label, seed, command, run_dir, env={"OMP_NUM_THREADS": "1"}))
 
     start = time.perf_counter()
     records = run_all(runs, args.jobs, read_metrics)

@@ -69,7 +69,7 @@ def main() -> None:
                                     "log.kernel_layers": 0}
             command = [sys.executable, str(REPO / "train_seg.py"), *(f"{k}={v}" for k, v in overrides.items()),
                        *args.overrides]
-            runs.append(Run(variant, seed, command, runs_dir / name, runs_dir / name / "metrics.json"))
+            runs.append(Run(variant, seed, command, runs_dir / name))
 
     start = time.perf_counter()
     records = run_all(runs, args.jobs, read_metrics)

@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.machine import describe
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -35,13 +37,13 @@ def parse_arguments(doc: str, name: str, iters: int, trainer: str) -> argparse.N
     args = ap.parse_args()
     if len(args.seeds) < 2:
         ap.error("--seeds: give at least two seeds (the report shows a spread)")
+    if args.iters < 1 or args.jobs < 1:
+        ap.error(f"--iters and --jobs must be >= 1, got --iters {args.iters} --jobs {args.jobs}")
     return args
 
 
 def report_header(args: argparse.Namespace, script: str, elapsed_s: float) -> dict:
     """What every ablation report records about how it was produced."""
-    from benchmarks.machine import describe
-
     return {"machine": describe("cpu"), "command": " ".join([f"python benchmarks/{script}", *sys.argv[1:]]),
             "iters": args.iters, "seeds": args.seeds, "jobs": args.jobs, "extra_overrides": args.overrides,
             "elapsed_s_this_invocation": elapsed_s}
@@ -60,22 +62,26 @@ def write_report(report: dict, table: str, columns: Sequence[tuple[str, str, int
 
 @dataclass(frozen=True)
 class Run:
-    """One training run of an ablation: ``command`` (argv, extra environment ``env``) writes its
-    metrics to ``metrics_path``."""
+    """One training run of an ablation: ``command`` (argv, extra environment ``env``) trains into
+    ``run_dir`` and writes ``run_dir/metrics.json`` last."""
 
     variant: str
     seed: int
     command: list[str]
     run_dir: Path
-    metrics_path: Path
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.json"
 
 
 def run_all(runs: Sequence[Run], jobs: int, read_metrics: Callable[[Path], dict]) -> list[dict]:
     """Train every unfinished run, ``jobs`` at a time; return one record per run (metrics + wall time).
 
-    Each run's console output goes to ``<run_dir>/ablation.log``; a failed run raises with the
-    path of that log, after the other running jobs have finished."""
+    Each run's console output goes to ``<run_dir>/ablation.log``. A failed run does not stop
+    the others (what they finish is kept for the next invocation); then the first failure
+    raises with the path of its log."""
     def one(run: Run) -> dict:
         wall = None
         if not run.metrics_path.is_file():

@@ -142,6 +142,10 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/models_<device>.json)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    for option in ("threads", "batch", "seg_size", "inpaint_size", "repeats"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            ap.error(f"--{option.replace('_', '-')} must be >= 1, got {value}")
     torch.set_num_threads(args.threads)
     batch = args.batch or (8 if args.device.startswith("cuda") else 2)
     if args.worker:

@@ -102,6 +102,15 @@ def _spread_row(x, n, c, row, spread, i, scale, upsample, pad):
 
 
 @numba.njit(inline="always")
+def _spread_rows(x, n, c, row0, spread, scale, upsample, pad):
+    """Spread the source rows row0, row0 + 1, ... of a task into spread[0], spread[1], ...;
+    rows off the map stay zero."""
+    for q in range(spread.shape[0]):
+        if 0 <= row0 + q < x.shape[2]:
+            _spread_row(x, n, c, row0 + q, spread, q, scale, upsample, pad)
+
+
+@numba.njit(inline="always")
 def _collect_row(acc, grad_x, n, c, u, scale, upsample, pad):
     """Adjoint of ``_spread_row``: grad_x[n, c, u, v] = sum of the slots of ``acc`` that hold pixel v."""
     if upsample:
@@ -133,9 +142,7 @@ def planar_forward(x, w, out, k, groups, scale, upsample):
         acc = np.empty(out_w, dtype=x.dtype)
         for c in range(channels):
             tap0 = (c // group_channels) * kk
-            for q in range(spread.shape[0]):
-                if 0 <= row0 + q < in_h:
-                    _spread_row(x, n, c, row0 + q, spread, q, scale, upsample, pad)
+            _spread_rows(x, n, c, row0, spread, scale, upsample, pad)
             for blk in range(b0, b1):
                 q0 = (blk - b0) * step
                 for y in range(blk * block, min(blk * block + block, out_h)):
@@ -208,9 +215,7 @@ def planar_backward_masks(grad_out, x, grad_w, k, groups, scale, upsample):
             acc[:] = 0
             for cc in range(group_channels):
                 c = g * group_channels + cc
-                for q in range(spread.shape[0]):
-                    if 0 <= row0 + q < in_h:
-                        _spread_row(x, n, c, row0 + q, spread, q, scale, upsample, pad)
+                _spread_rows(x, n, c, row0, spread, scale, upsample, pad)
                 for y in range(y0, y1):
                     q0 = (y // block - b0) * step
                     for i in range(k):

@@ -91,10 +91,14 @@ def compute_metrics(totals: torch.Tensor) -> dict[str, float | list[float]]:
     }
 
 
-def boundary_band(label: torch.Tensor, width: int) -> torch.Tensor:
-    """Bool mask, same shape as ``label`` (H, W) or (N, H, W): pixels within ``width`` px of a label change."""
+def _check_width(width: int) -> None:
     if width < 1:
         raise ValueError(f"boundary width must be >= 1 pixel, got {width}")
+
+
+def boundary_band(label: torch.Tensor, width: int) -> torch.Tensor:
+    """Bool mask, same shape as ``label`` (H, W) or (N, H, W): pixels within ``width`` px of a label change."""
+    _check_width(width)
     if label.dim() not in (2, 3):
         raise ValueError(f"label must be (H, W) or (N, H, W), got shape {tuple(label.shape)}")
     x = label.reshape(-1, 1, *label.shape[-2:]).float()
@@ -110,7 +114,7 @@ class BoundaryAccuracy:
     """Accumulates correct / scored pixels inside the label-edge band (``boundary_band``)."""
 
     def __init__(self, width: int = 3, ignore_index: int = IGNORE_INDEX) -> None:
-        boundary_band(torch.zeros(1, 1), width)  # validates width
+        _check_width(width)
         self.width, self.ignore_index = width, ignore_index
         self.counts = torch.zeros(2, dtype=torch.int64)  # (correct, scored); sum over processes before compute
 

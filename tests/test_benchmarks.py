@@ -47,14 +47,14 @@ def test_run_all_trains_missing_runs_reads_finished_ones_and_reports_failures(tm
     done.parent.mkdir()
     done.write_text(json.dumps({"m": 1.0}))
     todo = tmp_path / "todo" / "metrics.json"
-    runs = [Run("a", 0, [sys.executable, "-c", "raise SystemExit(3)"], done.parent, done),  # finished: not run
-            Run("a", 1, _writer(todo, 2.0), todo.parent, todo)]
+    runs = [Run("a", 0, [sys.executable, "-c", "raise SystemExit(3)"], done.parent),  # finished: not run
+            Run("a", 1, _writer(todo, 2.0), todo.parent)]
     records = run_all(runs, 2, lambda p: json.loads(p.read_text()))
     assert [r["m"] for r in records] == [1.0, 2.0]
     assert records[1]["wall_s"] > 0 and (todo.parent / "ablation.log").is_file()
     bad = tmp_path / "bad" / "metrics.json"
     with pytest.raises(RuntimeError, match="exit 3"):
-        run_all([Run("b", 0, [sys.executable, "-c", "raise SystemExit(3)"], bad.parent, bad)], 1, dict)
+        run_all([Run("b", 0, [sys.executable, "-c", "raise SystemExit(3)"], bad.parent)], 1, dict)
 
 
 def test_variant_switches_set_all_four_components():
