@@ -6,15 +6,21 @@ this run; compare rows as ratios (the 'x bilinear' columns), not across machines
     python benchmarks/bench_carafe.py                  # CPU, 2 threads (the issue's shapes)
     python benchmarks/bench_carafe.py --device cuda    # GPU shapes, fp32/fp16/bf16
 
-Peak memory is the rise above what is in use after warm-up: CUDA's peak allocation, or on
-CPU the process's peak resident set (VmHWM, reset through /proc/self/clear_refs). On CPU each
-case runs in a fresh subprocess so that allocator caches of earlier cases do not mix in.
+On the 2-core CI machine `--repeats 5` takes about 7 minutes (the naive and reference rows take
+most of it; `--skip reference,naive_unfold` leaves under 2).
+
+Times are medians over repeats that run every implementation once, round-robin, so a slow
+phase of a shared machine slows all of them alike. Peak memory is the rise above what is in use
+after warm-up: CUDA's peak allocation, or on CPU the process's peak resident set (VmHWM, reset
+through /proc/self/clear_refs); on CPU each peak is taken in a fresh subprocess so that allocator
+caches of other cases do not mix in.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -73,8 +79,8 @@ def inputs(direction: str, device: str, dtype: torch.dtype, grad: bool):
     return features, masks
 
 
-def measure(name: str, direction: str, mode: str, device: str, dtype: torch.dtype, repeats: int) -> dict:
-    """Median time (ms) and peak extra memory (MiB) of one case."""
+def make_step(name: str, direction: str, mode: str, device: str, dtype: torch.dtype):
+    """One call of an implementation (plus its backward in 'fwd+bwd' mode), warmed up."""
     backward = mode == "fwd+bwd"
     features, masks = inputs(direction, device, dtype, backward)
     call = make_call(name, direction, features, masks)
@@ -89,16 +95,33 @@ def measure(name: str, direction: str, mode: str, device: str, dtype: torch.dtyp
     for _ in range(2):
         step()
     synchronize(device)
-    base = reset_peak_memory(device)
-    times = []
+    return step
+
+
+def measure_times(names: list[str], direction: str, mode: str, device: str, dtype: torch.dtype,
+                  repeats: int) -> dict[str, float]:
+    """Median time (ms) of each implementation, timed round-robin: each repeat runs every
+    implementation once, so a slow phase of a shared machine hits all of them alike and the
+    ratios stay comparable."""
+    steps = {name: make_step(name, direction, mode, device, dtype) for name in names}
+    times = {name: [] for name in names}
     for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    peak = peak_memory(device) - base
-    return {"ms": statistics.median(times), "peak_mib": max(peak, 0) / 2**20}
+        for name, step in steps.items():
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def measure_peak(name: str, direction: str, mode: str, device: str, dtype: torch.dtype) -> float:
+    """Peak extra memory (MiB) of one call after warm-up."""
+    step = make_step(name, direction, mode, device, dtype)
+    base = reset_peak_memory(device)
+    step()
+    synchronize(device)
+    return max(peak_memory(device) - base, 0) / 2**20
 
 
 def tensor_bytes(direction: str, device: str, dtype: torch.dtype) -> int:
@@ -123,11 +146,30 @@ def copy_bandwidth_gbs(device: str) -> float:
     return 2 * buffer.numel() * 4 * 10 / (time.perf_counter() - start) / 1e9
 
 
-def run_case_in_subprocess(args, name, direction, mode, dtype_name) -> dict:
-    command = [sys.executable, __file__, "--worker", name, direction, mode, dtype_name,
+def run_worker(args, *worker_args: str, env: dict[str, str] | None = None):
+    """Run this script as a worker in a fresh process; return the JSON it prints last."""
+    command = [sys.executable, __file__, "--worker", *worker_args,
                "--threads", str(args.threads), "--repeats", str(args.repeats), "--device", args.device]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(command, check=True, capture_output=True, text=True,
+                            env=None if env is None else os.environ | env).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def measure_all(args, implementations: list[str], direction: str, mode: str, dtype_name: str) -> dict:
+    """{implementation: {"ms", "peak_mib"}}. On CPU the timings run in one fresh process and
+    each peak in its own (the resident-set peak cannot be reset per case)."""
+    dtype = getattr(torch, dtype_name)
+    if args.device.startswith("cuda"):
+        times = measure_times(implementations, direction, mode, args.device, dtype, args.repeats)
+        peaks = {name: measure_peak(name, direction, mode, args.device, dtype) for name in implementations}
+    else:
+        times = run_worker(args, "times", direction, mode, dtype_name, ",".join(implementations))
+        # A fixed mmap threshold: glibc otherwise raises it after the first free and serves later
+        # large buffers from the already resident heap, which hides them from the peak.
+        fixed_threshold = {"MALLOC_MMAP_THRESHOLD_": str(2**20)}
+        peaks = {name: run_worker(args, "peak", direction, mode, dtype_name, name, env=fixed_threshold)
+                 for name in implementations}
+    return {name: {"ms": times[name], "peak_mib": peaks[name]} for name in implementations}
 
 
 def main() -> None:
@@ -138,12 +180,18 @@ def main() -> None:
     parser.add_argument("--dtypes", default=None, help="comma list; default float32 on CPU, all three on CUDA")
     parser.add_argument("--skip", default="", help="comma list of implementations to leave out")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/carafe_<device>.json)")
-    parser.add_argument("--worker", nargs=4, metavar=("IMPL", "DIRECTION", "MODE", "DTYPE"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=5, metavar=("WHAT", "DIRECTION", "MODE", "DTYPE", "IMPLS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.worker:
-        name, direction, mode, dtype_name = args.worker
-        print(json.dumps(measure(name, direction, mode, args.device, getattr(torch, dtype_name), args.repeats)))
+        what, direction, mode, dtype_name, names = args.worker
+        dtype = getattr(torch, dtype_name)
+        if what == "times":
+            result = measure_times(names.split(","), direction, mode, args.device, dtype, args.repeats)
+        else:
+            result = measure_peak(names, direction, mode, args.device, dtype)
+        print(json.dumps(result))
         return
 
     cuda = args.device.startswith("cuda")
@@ -153,12 +201,8 @@ def main() -> None:
     rows = []
     for dtype_name in dtype_names:
         for direction in ("up", "down"):
-            for name in implementations:
-                for mode in ("fwd", "fwd+bwd"):
-                    if cuda:
-                        result = measure(name, direction, mode, args.device, getattr(torch, dtype_name), args.repeats)
-                    else:
-                        result = run_case_in_subprocess(args, name, direction, mode, dtype_name)
+            for mode in ("fwd", "fwd+bwd"):
+                for name, result in measure_all(args, implementations, direction, mode, dtype_name).items():
                     row = {"impl": name, "direction": direction, "mode": mode, "dtype": dtype_name, **result}
                     if cuda and mode == "fwd":
                         moved = tensor_bytes(direction, args.device, getattr(torch, dtype_name))

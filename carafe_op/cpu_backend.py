@@ -58,8 +58,11 @@ def forward(
     n, c = features.shape[:2]
     out, out_array = _output_buffer((n, c, *masks.shape[-2:]), dtype, channels_last)
     _use_torch_threads()
-    kernel = cpu_kernels.nhwc_forward if channels_last else cpu_kernels.planar_forward
-    kernel(x, _array(masks, dtype), out_array, kernel_size, group_size, scale_factor, upsample)
+    if channels_last:
+        cpu_kernels.nhwc_forward(x, _array(masks, dtype), out_array, kernel_size, group_size, scale_factor, upsample)
+    else:
+        cpu_kernels.planar_forward(x, _array(masks, dtype), out_array, cpu_kernels.static_size(kernel_size),
+                                   group_size, scale_factor, upsample)
     return out.to(features.dtype)
 
 
