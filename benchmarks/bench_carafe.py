@@ -40,7 +40,8 @@ SHAPES = {
     "cpu": {"up": (2, 256, 64, 64), "down": (2, 256, 128, 128)},
     "cuda": {"up": (8, 256, 128, 128), "down": (8, 256, 256, 256)},
 }
-IMPLEMENTATIONS = ["carafe", "reference", "naive_unfold", "bilinear", "nearest"]
+IMPLEMENTATIONS = ["carafe", "carafe_4k_pages", "reference", "naive_unfold", "bilinear", "nearest"]
+CPU_ONLY = {"carafe_4k_pages"}  # the CPU backend's output buffers with huge pages switched off
 
 
 def naive_unfold(features: torch.Tensor, masks: torch.Tensor, upsample: bool) -> torch.Tensor:
@@ -58,11 +59,21 @@ def naive_unfold(features: torch.Tensor, masks: torch.Tensor, upsample: bool) ->
     return torch.einsum("ngckhw,ngkhw->ngchw", columns, kernels).reshape(n, c, out_h, out_w)
 
 
+def huge_pages(setting: str, call):
+    """``call`` with the CPU backend's huge-page advice on ('1') or off ('0'); see carafe_op.huge_pages."""
+    def run():
+        os.environ["CARAFE_OP_HUGE_PAGES"] = setting
+        return call()
+    return run
+
+
 def make_call(name: str, direction: str, features: torch.Tensor, masks: torch.Tensor):
     upsample = direction == "up"
     interpolate_size = masks.shape[-2:]
+    op = carafe if upsample else carafe_down
     return {
-        "carafe": lambda: (carafe if upsample else carafe_down)(features, masks, KERNEL, GROUPS, SCALE),
+        "carafe": huge_pages("1", lambda: op(features, masks, KERNEL, GROUPS, SCALE)),
+        "carafe_4k_pages": huge_pages("0", lambda: op(features, masks, KERNEL, GROUPS, SCALE)),
         "reference": lambda: reassemble_reference(features, masks, KERNEL, GROUPS, SCALE, upsample),
         "naive_unfold": lambda: naive_unfold(features, masks, upsample),
         "bilinear": lambda: F.interpolate(features, size=interpolate_size, mode="bilinear", align_corners=False),
@@ -196,7 +207,8 @@ def main() -> None:
 
     cuda = args.device.startswith("cuda")
     dtype_names = (args.dtypes or ("float32,float16,bfloat16" if cuda else "float32")).split(",")
-    implementations = [name for name in IMPLEMENTATIONS if name not in args.skip.split(",")]
+    implementations = [name for name in IMPLEMENTATIONS
+                       if name not in args.skip.split(",") and not (cuda and name in CPU_ONLY)]
     roofline = copy_bandwidth_gbs(args.device) if cuda else None
     rows = []
     for dtype_name in dtype_names:
