@@ -7,7 +7,7 @@ this run; compare rows as ratios (the 'x bilinear' columns), not across machines
     python benchmarks/bench_carafe.py --device cuda    # GPU shapes, fp32/fp16/bf16
 
 On the 2-core CI machine `--repeats 5` takes about 7 minutes (the naive and reference rows take
-most of it; `--skip reference,naive_unfold` leaves under 2).
+most of it); `--repeats 9 --skip reference,naive_unfold,nearest` about 1 min 30 s.
 
 Times are medians over repeats that run every implementation once, round-robin, so a slow
 phase of a shared machine slows all of them alike. Peak memory is the rise above what is in use

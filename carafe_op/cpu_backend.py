@@ -66,11 +66,12 @@ def forward(
     n, c = features.shape[:2]
     out, out_array = _output_buffer((n, c, *masks.shape[-2:]), dtype, channels_last)
     _use_torch_threads()
+    w = _array(masks, dtype)
     if channels_last:
-        cpu_kernels.nhwc_forward(x, _array(masks, dtype), out_array, kernel_size, group_size, scale_factor, upsample)
+        cpu_kernels.nhwc_forward(x, w, out_array, kernel_size, group_size, scale_factor, upsample)
     else:
-        cpu_kernels.planar_forward(x, _array(masks, dtype), out_array, cpu_kernels.static_size(kernel_size),
-                                   group_size, scale_factor, upsample)
+        k_static = cpu_kernels.static_size(kernel_size)
+        cpu_kernels.planar_forward(x, w, out_array, k_static, group_size, scale_factor, upsample)
     return out.to(features.dtype)
 
 
