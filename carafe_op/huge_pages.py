@@ -42,7 +42,10 @@ _madvise = _libc_madvise()
 
 def enabled() -> bool:
     """On unless ``CARAFE_OP_HUGE_PAGES=0`` (read at every call, so it can be switched at run time)."""
-    return _madvise is not None and os.environ.get("CARAFE_OP_HUGE_PAGES", "1") != "0"
+    setting = os.environ.get("CARAFE_OP_HUGE_PAGES", "1")
+    if setting not in ("0", "1"):
+        raise ValueError(f"environment variable CARAFE_OP_HUGE_PAGES must be '0' or '1', got {setting!r}")
+    return _madvise is not None and setting == "1"
 
 
 def advise_huge_pages(tensor: torch.Tensor) -> bool:

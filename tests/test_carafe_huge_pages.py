@@ -31,6 +31,12 @@ def test_switched_off_by_environment(monkeypatch):
     assert not advise_huge_pages(torch.empty((MIN_HUGE_PAGES + 1) * HUGE_PAGE_BYTES // 4, dtype=torch.float32))
 
 
+def test_bad_setting_names_the_variable(monkeypatch):
+    monkeypatch.setenv("CARAFE_OP_HUGE_PAGES", "off")
+    with pytest.raises(ValueError, match="CARAFE_OP_HUGE_PAGES must be '0' or '1', got 'off'"):
+        advise_huge_pages(torch.empty(4, dtype=torch.float32))
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux") or _thp_mode() not in ("always", "madvise"),
                     reason="needs Linux with transparent huge pages in 'always' or 'madvise' mode")
 def test_large_buffers_are_advised(monkeypatch):
