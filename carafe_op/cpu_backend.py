@@ -67,11 +67,14 @@ def forward(
     out, out_array = _output_buffer((n, c, *masks.shape[-2:]), dtype, channels_last)
     _use_torch_threads()
     w = _array(masks, dtype)
+    row_taps = cpu_kernels.static_size(kernel_size)
     if channels_last:
         cpu_kernels.nhwc_forward(x, w, out_array, kernel_size, group_size, scale_factor, upsample)
+    elif upsample:
+        phases = cpu_kernels.static_size(scale_factor)
+        cpu_kernels.planar_upsample_forward(x, w, out_array, kernel_size, row_taps, phases, group_size)
     else:
-        k_static = cpu_kernels.static_size(kernel_size)
-        cpu_kernels.planar_forward(x, w, out_array, k_static, group_size, scale_factor, upsample)
+        cpu_kernels.planar_downsample_forward(x, w, out_array, row_taps, group_size, scale_factor)
     return out.to(features.dtype)
 
 

@@ -8,7 +8,8 @@ own kernels, so no layout copy of them is made:
   that a block of output rows reads are first "spread" (``_spread_row``) so that every tap is a
   contiguous, zero-padded slice aligned with the output row; each tap is then one multiply-add
   over the row. The feature gradient accumulates in the same spread form and is folded back
-  (``_collect_row``, the adjoint).
+  (``_collect_row``, the adjoint). The upsampling forward instead splits the output row by
+  column phase, which reads each source row once (``planar_upsample_forward``).
 - Channels-last (N, H, W, C), ``nhwc_*``: the vector axis is the channels. One output pixel's
   k*k weights are loaded once and reused across all channels of their group.
 
@@ -125,36 +126,101 @@ def _collect_row(acc, grad_x, n, c, u, scale, upsample, pad):
                 grad_x[n, c, u, scale * xo + phase] = acc[phase, pad + xo]
 
 
-def static_size(k: int) -> tuple[int, ...]:
-    """``k`` as a tuple of length k: numba compiles one version per tuple length, so a kernel that
-    takes ``len(...)`` of it sees the window size as a compile-time constant and unrolls its tap
-    loops (``planar_forward``)."""
-    return tuple(range(k))
+def static_size(size: int) -> tuple[int, ...]:
+    """``size`` as a tuple of that length: numba compiles one version per tuple length, so a
+    kernel that takes ``len(...)`` of it sees the window size or scale as a compile-time constant
+    and unrolls the loops over it (the planar forward kernels)."""
+    return tuple(range(size))
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_forward(x, w, out, k_static, groups, scale, upsample):
-    """out[n, c, y, xo] = sum_taps w[n, tap, y, xo] * x[n, c, src(y) + i, src(xo) + j], planar.
+def planar_upsample_forward(x, w, out, k, row_taps, phases, groups):
+    """out[n, c, s*u + a, s*v + b] = sum_{i, j} w[n, tap(i, j), s*u + a, s*v + b] * x[n, c, u + i - r, v + j - r].
 
-    ``k_static`` comes from ``static_size(k)``: with k constant, the k taps of a window row are
-    unrolled into one pass over the output row, so ``acc`` is loaded and stored once per window
-    row instead of once per tap. Channels go in pairs (a and b) that share each weight load; in
-    a group with an odd channel count the last channel is paired with itself. Against one tap and
-    one channel per pass (kernel medians at the benchmark shapes, 2 threads): up 41 -> 29 ms, down
-    17 -> 15 ms; the summation order per output is unchanged, so the results are bit-identical.
+    Split by output column phase b: the outputs s*v + b of one phase read source columns
+    v + j - r, contiguous in v, so one load of a source pixel serves all s phases (the spread
+    form would store and load it s times). A task first regroups its output rows' weights phase
+    by phase (``w_phase[row, tap, b, v] = w[n, tap, row, s*v + b]``), once per group for all its
+    channels; each channel's source rows are copied zero-padded. Channels go in pairs sharing
+    each weight load, as in ``planar_downsample_forward``.
+
+    ``row_taps = static_size(k)`` and ``phases = static_size(s)`` make the tap and phase loops
+    compile-time constant, so they unroll inside the vector loop over v. The window-row loop
+    runs to the run-time ``k``: fully unrolled as well, LLVM generated slower code. Against the
+    spread form (kernel medians at the benchmark shape, 2 threads): 35.5 -> 23.6 ms;
+    the summation order per output is unchanged, so the results are bit-identical.
     """
-    k = len(k_static)
+    n_batch, channels, in_h, in_w = x.shape
+    k_taps = len(row_taps)
+    scale = len(phases)
+    group_channels = channels // groups
+    r = (k_taps - 1) // 2
+    kk = k_taps * k_taps
+    n_chunks = (in_h + _CHUNK - 1) // _CHUNK
+    for task in numba.prange(n_batch * n_chunks):
+        n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r)
+        rows_a = np.zeros((u1 - u0 + k_taps - 1, in_w + 2 * r), dtype=x.dtype)
+        rows_b = np.zeros_like(rows_a)
+        w_phase = np.empty(((u1 - u0) * scale, kk, scale, in_w), dtype=x.dtype)
+        acc = np.empty((2, scale, in_w), dtype=x.dtype)
+        for g in range(groups):
+            for row in range((u1 - u0) * scale):
+                for t in range(kk):
+                    for v in range(in_w):
+                        for b in range(scale):
+                            w_phase[row, t, b, v] = w[n, g * kk + t, u0 * scale + row, scale * v + b]
+            last = (g + 1) * group_channels - 1
+            for ca in range(g * group_channels, last + 1, 2):
+                cb = min(ca + 1, last)
+                for q in range(u1 - u0 + k_taps - 1):
+                    if 0 <= row0 + q < in_h:
+                        for v in range(in_w):
+                            rows_a[q, r + v] = x[n, ca, row0 + q, v]
+                            rows_b[q, r + v] = x[n, cb, row0 + q, v]
+                for row in range((u1 - u0) * scale):
+                    uu = row // scale
+                    acc[:] = 0
+                    for i in range(k):
+                        if row0 + uu + i < 0 or row0 + uu + i >= in_h:
+                            continue
+                        for v in range(in_w):
+                            for b in range(scale):
+                                total_a = acc[0, b, v]
+                                total_b = acc[1, b, v]
+                                for j in range(k_taps):
+                                    weight = w_phase[row, i * k_taps + j, b, v]
+                                    total_a += weight * rows_a[uu + i, v + j]
+                                    total_b += weight * rows_b[uu + i, v + j]
+                                acc[0, b, v] = total_a
+                                acc[1, b, v] = total_b
+                    for v in range(in_w):
+                        for b in range(scale):
+                            out[n, ca, u0 * scale + row, scale * v + b] = acc[0, b, v]
+                            out[n, cb, u0 * scale + row, scale * v + b] = acc[1, b, v]
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
+def planar_downsample_forward(x, w, out, row_taps, groups, scale):
+    """out[n, c, y, xo] = sum_taps w[n, tap, y, xo] * x[n, c, s*y + i - r, s*xo + j - r], planar.
+
+    ``row_taps = static_size(k)``: with k constant, the k taps of a window row are unrolled into
+    one pass over the output row, so ``acc`` is loaded and stored once per window row instead of
+    once per tap. Channels go in pairs (a and b) that share each weight load; in a group with an
+    odd channel count the last channel is paired with itself. Against one tap and one channel
+    per pass (kernel medians at the benchmark shape, 2 threads): 17 -> 15 ms, with the summation
+    order per output unchanged.
+    """
+    k = len(row_taps)
     n_batch, channels, in_h, in_w = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     group_channels = channels // groups
     r = (k - 1) // 2
     kk = k * k
-    phases, pad, width = _spread_geometry(k, scale, upsample, out_w)
-    block, n_blocks, step = _row_blocks(scale, upsample, in_h, out_h)
-    n_chunks = (n_blocks + _CHUNK - 1) // _CHUNK
+    phases, pad, width = _spread_geometry(k, scale, False, out_w)
+    n_chunks = (out_h + _CHUNK - 1) // _CHUNK
     for task in numba.prange(n_batch * n_chunks):
-        n, b0, b1, row0 = _chunk(task, n_chunks, n_blocks, step, r)
-        spread_a = np.zeros(((b1 - b0 - 1) * step + k, phases, width), dtype=x.dtype)
+        n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r)
+        spread_a = np.zeros(((y1 - y0 - 1) * scale + k, phases, width), dtype=x.dtype)
         spread_b = np.zeros_like(spread_a)
         acc = np.empty((2, out_w), dtype=x.dtype)
         for g in range(groups):
@@ -162,30 +228,29 @@ def planar_forward(x, w, out, k_static, groups, scale, upsample):
             last = (g + 1) * group_channels - 1
             for ca in range(g * group_channels, last + 1, 2):
                 cb = min(ca + 1, last)
-                _spread_rows(x, n, ca, row0, spread_a, scale, upsample, pad)
-                _spread_rows(x, n, cb, row0, spread_b, scale, upsample, pad)
-                for blk in range(b0, b1):
-                    q0 = (blk - b0) * step
-                    for y in range(blk * block, min(blk * block + block, out_h)):
+                _spread_rows(x, n, ca, row0, spread_a, scale, False, pad)
+                _spread_rows(x, n, cb, row0, spread_b, scale, False, pad)
+                for y in range(y0, y1):
+                    q0 = (y - y0) * scale
+                    for xo in range(out_w):
+                        acc[0, xo] = 0
+                        acc[1, xo] = 0
+                    for i in range(k):
+                        if row0 + q0 + i < 0 or row0 + q0 + i >= in_h:
+                            continue
                         for xo in range(out_w):
-                            acc[0, xo] = 0
-                            acc[1, xo] = 0
-                        for i in range(k):
-                            if row0 + q0 + i < 0 or row0 + q0 + i >= in_h:
-                                continue
-                            for xo in range(out_w):
-                                total_a = acc[0, xo]
-                                total_b = acc[1, xo]
-                                for j in range(k):
-                                    phase, start = _tap_slot(j - r, scale, upsample, pad)
-                                    weight = w[n, tap0 + i * k + j, y, xo]
-                                    total_a += weight * spread_a[q0 + i, phase, start + xo]
-                                    total_b += weight * spread_b[q0 + i, phase, start + xo]
-                                acc[0, xo] = total_a
-                                acc[1, xo] = total_b
-                        for xo in range(out_w):
-                            out[n, ca, y, xo] = acc[0, xo]
-                            out[n, cb, y, xo] = acc[1, xo]
+                            total_a = acc[0, xo]
+                            total_b = acc[1, xo]
+                            for j in range(k):
+                                phase, start = _tap_slot(j - r, scale, False, pad)
+                                weight = w[n, tap0 + i * k + j, y, xo]
+                                total_a += weight * spread_a[q0 + i, phase, start + xo]
+                                total_b += weight * spread_b[q0 + i, phase, start + xo]
+                            acc[0, xo] = total_a
+                            acc[1, xo] = total_b
+                    for xo in range(out_w):
+                        out[n, ca, y, xo] = acc[0, xo]
+                        out[n, cb, y, xo] = acc[1, xo]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
@@ -194,7 +259,7 @@ def planar_backward_features(grad_out, w, grad_x, k, groups, scale, upsample):
 
     A task owns one input row: per channel it gathers the contributions of every output row
     that reads it into a spread accumulator, then folds that back with ``_collect_row``.
-    Channels go in pairs (a and b) that share each weight load, as in ``planar_forward``
+    Channels go in pairs (a and b) that share each weight load, as in ``planar_downsample_forward``
     (kernel medians at the benchmark shapes, 2 threads: up 52 -> 43 ms, down 38 -> 29 ms;
     bit-identical results).
     """
