@@ -67,14 +67,13 @@ def forward(
     out, out_array = _output_buffer((n, c, *masks.shape[-2:]), dtype, channels_last)
     _use_torch_threads()
     w = _array(masks, dtype)
-    row_taps = cpu_kernels.static_size(kernel_size)
+    static_k, static_scale = cpu_kernels.static_size(kernel_size), cpu_kernels.static_size(scale_factor)
     if channels_last:
         cpu_kernels.nhwc_forward(x, w, out_array, kernel_size, group_size, scale_factor, upsample)
     elif upsample:
-        phases = cpu_kernels.static_size(scale_factor)
-        cpu_kernels.planar_upsample_forward(x, w, out_array, kernel_size, row_taps, phases, group_size)
+        cpu_kernels.planar_upsample_forward(x, w, out_array, kernel_size, static_k, static_scale, group_size)
     else:
-        cpu_kernels.planar_downsample_forward(x, w, out_array, row_taps, group_size, scale_factor)
+        cpu_kernels.planar_downsample_forward(x, w, out_array, static_k, static_scale, group_size)
     return out.to(features.dtype)
 
 
@@ -96,6 +95,7 @@ def backward(
         cpu_kernels.nhwc_backward_masks(grad, x, grad_masks.numpy(), *config, x.dtype.type(0))
     else:
         cpu_kernels.planar_backward_features(grad, w, grad_features_array, *config)
-        cpu_kernels.planar_backward_masks(grad, x, grad_masks.numpy(), *config)
+        cpu_kernels.planar_backward_masks(grad, x, grad_masks.numpy(), kernel_size, group_size, scale_factor,
+                                          cpu_kernels.static_size(scale_factor), upsample)
     grad_masks = grad_masks.contiguous(memory_format=output_memory_format(masks))
     return grad_features.to(features.dtype), grad_masks.to(masks.dtype)
