@@ -9,11 +9,11 @@ this run; compare rows as ratios (the 'x bilinear' columns), not across machines
 On the 2-core CI machine `--repeats 5` takes about 7 minutes (the naive and reference rows take
 most of it); `--repeats 9 --skip reference,naive_unfold,nearest` about 1 min 30 s.
 
-Times are medians over repeats that run every implementation once, round-robin, so a slow
-phase of a shared machine slows all of them alike. Peak memory is the rise above what is in use
-after warm-up: CUDA's peak allocation, or on CPU the process's peak resident set (VmHWM, reset
-through /proc/self/clear_refs); on CPU each peak is taken in a fresh subprocess so that allocator
-caches of other cases do not mix in.
+Times are medians over repeats that run every implementation once, round-robin in a shuffled
+order, so a slow phase of a shared machine slows all of them alike. Peak memory is the rise
+above what is in use after warm-up: CUDA's peak allocation, or on CPU the process's peak
+resident set (VmHWM, reset through /proc/self/clear_refs); on CPU each peak is taken in a fresh
+subprocess so that allocator caches of other cases do not mix in.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -113,11 +114,14 @@ def measure_times(names: list[str], direction: str, mode: str, device: str, dtyp
                   repeats: int) -> dict[str, float]:
     """Median time (ms) of each implementation, timed round-robin: each repeat runs every
     implementation once, so a slow phase of a shared machine hits all of them alike and the
-    ratios stay comparable."""
+    ratios stay comparable. The order is shuffled per repeat (fixed seed): in a fixed order
+    each implementation always inherits the memory its predecessor just freed."""
     steps = {name: make_step(name, direction, mode, device, dtype) for name in names}
     times = {name: [] for name in names}
+    order = random.Random(0)
     for _ in range(repeats):
-        for name, step in steps.items():
+        for name in order.sample(names, len(names)):
+            step = steps[name]
             synchronize(device)
             start = time.perf_counter()
             step()
