@@ -133,7 +133,7 @@ def _collect_row(acc, grad_x, n, c, u, scale, upsample, pad):
 def static_size(size: int) -> tuple[int, ...]:
     """``size`` as a tuple of that length: numba compiles one version per tuple length, so a
     kernel that takes ``len(...)`` of it sees the window size or scale as a compile-time constant
-    and unrolls the loops over it (the planar forward kernels)."""
+    and unrolls the loops over it (the planar forwards and the mask gradient's spread)."""
     return tuple(range(size))
 
 
