@@ -1,7 +1,7 @@
 """Transparent huge pages for the CPU kernels' large output buffers (Linux).
 
 A freshly allocated tensor of tens of MiB is mapped page by page on first write: 8192 page
-faults for a 32 MiB output, 11-15 ms on the 2-core benchmark machine, about a third of an
+faults for a 32 MiB output, 11-15 ms on the 2-core benchmark machine, a third or more of an
 upsampling forward. Advising the kernel to back the buffer with 2 MiB pages (``madvise
 MADV_HUGEPAGE``; the system setting must be ``madvise`` or ``always``) cuts that to about 6 ms.
 Only buffers of at least ``MIN_HUGE_PAGES`` huge pages are advised. It is advice only: where
