@@ -145,8 +145,8 @@ def planar_upsample_forward(x, w, out, k, static_k, static_scale, groups):
     v + j - r, contiguous in v, so one load of a source pixel serves all s phases (the spread
     form would store and load it s times). A task first regroups its output rows' weights phase
     by phase (``w_phase[row, tap, b, v] = w[n, tap, row, s*v + b]``), once per group for all its
-    channels; each channel's source rows are copied zero-padded. Channels go in pairs sharing
-    each weight load, as in ``planar_downsample_forward``.
+    channels; each channel's source rows are copied zero-padded (``_spread_rows`` at scale 1).
+    Channels go in pairs sharing each weight load, as in ``planar_downsample_forward``.
 
     ``static_k = static_size(k)`` and ``static_scale = static_size(s)`` make the tap and phase loops
     compile-time constant, so they unroll inside the vector loop over v. The window-row loop
@@ -163,7 +163,7 @@ def planar_upsample_forward(x, w, out, k, static_k, static_scale, groups):
     n_chunks = (in_h + _CHUNK - 1) // _CHUNK
     for task in numba.prange(n_batch * n_chunks):
         n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r)
-        rows_a = np.zeros((u1 - u0 + k_taps - 1, in_w + 2 * r), dtype=x.dtype)
+        rows_a = np.zeros((u1 - u0 + k_taps - 1, 1, in_w + 2 * r), dtype=x.dtype)
         rows_b = np.zeros_like(rows_a)
         w_phase = np.empty(((u1 - u0) * scale, kk, scale, in_w), dtype=x.dtype)
         acc = np.empty((2, scale, in_w), dtype=x.dtype)
@@ -176,11 +176,8 @@ def planar_upsample_forward(x, w, out, k, static_k, static_scale, groups):
             last = (g + 1) * group_channels - 1
             for ca in range(g * group_channels, last + 1, 2):
                 cb = min(ca + 1, last)
-                for q in range(u1 - u0 + k_taps - 1):
-                    if 0 <= row0 + q < in_h:
-                        for v in range(in_w):
-                            rows_a[q, r + v] = x[n, ca, row0 + q, v]
-                            rows_b[q, r + v] = x[n, cb, row0 + q, v]
+                _spread_rows(x, n, ca, row0, rows_a, 1, True, r)
+                _spread_rows(x, n, cb, row0, rows_b, 1, True, r)
                 for row in range((u1 - u0) * scale):
                     uu = row // scale
                     acc[:] = 0
@@ -193,8 +190,8 @@ def planar_upsample_forward(x, w, out, k, static_k, static_scale, groups):
                                 total_b = acc[1, b, v]
                                 for j in range(k_taps):
                                     weight = w_phase[row, i * k_taps + j, b, v]
-                                    total_a += weight * rows_a[uu + i, v + j]
-                                    total_b += weight * rows_b[uu + i, v + j]
+                                    total_a += weight * rows_a[uu + i, 0, v + j]
+                                    total_b += weight * rows_b[uu + i, 0, v + j]
                                 acc[0, b, v] = total_a
                                 acc[1, b, v] = total_b
                     for v in range(in_w):
