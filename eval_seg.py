@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import albumentations as A
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,7 +65,7 @@ def data_root(data_cfg: dict[str, Any], ctx: DistContext | None = None) -> Path:
     return root
 
 
-def val_transform(data_cfg: dict[str, Any]):
+def val_transform(data_cfg: dict[str, Any]) -> A.Compose:
     """The validation resize + normalisation of a config's ``data`` section."""
     return build_transform(data_cfg["val_transform"], short_edges=data_cfg["val_short_edge"],
                            long_edge=data_cfg["long_edge"], scale=tuple(data_cfg["scale"]))

@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -60,7 +61,7 @@ def naive_unfold(features: torch.Tensor, masks: torch.Tensor, upsample: bool) ->
     return torch.einsum("ngckhw,ngkhw->ngchw", columns, kernels).reshape(n, c, out_h, out_w)
 
 
-def huge_pages(setting: str, call):
+def huge_pages(setting: str, call: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
     """``call`` with the CPU backend's huge-page advice on ('1') or off ('0'); see carafe_op.huge_pages."""
     def run():
         os.environ["CARAFE_OP_HUGE_PAGES"] = setting
@@ -68,7 +69,7 @@ def huge_pages(setting: str, call):
     return run
 
 
-def make_call(name: str, direction: str, features: torch.Tensor, masks: torch.Tensor):
+def make_call(name: str, direction: str, features: torch.Tensor, masks: torch.Tensor) -> Callable[[], torch.Tensor]:
     upsample = direction == "up"
     interpolate_size = masks.shape[-2:]
     op = carafe if upsample else carafe_down
@@ -82,7 +83,7 @@ def make_call(name: str, direction: str, features: torch.Tensor, masks: torch.Te
     }[name]
 
 
-def inputs(direction: str, device: str, dtype: torch.dtype, grad: bool):
+def inputs(direction: str, device: str, dtype: torch.dtype, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     n, c, h, w = SHAPES["cuda" if device.startswith("cuda") else "cpu"][direction]
     out_h, out_w = (h * SCALE, w * SCALE) if direction == "up" else (-(-h // SCALE), -(-w // SCALE))
     features = torch.randn(n, c, h, w, device=device, dtype=dtype, requires_grad=grad)
@@ -91,7 +92,7 @@ def inputs(direction: str, device: str, dtype: torch.dtype, grad: bool):
     return features, masks
 
 
-def make_step(name: str, direction: str, mode: str, device: str, dtype: torch.dtype):
+def make_step(name: str, direction: str, mode: str, device: str, dtype: torch.dtype) -> Callable[[], None]:
     """One call of an implementation (plus its backward in 'fwd+bwd' mode), warmed up."""
     backward = mode == "fwd+bwd"
     features, masks = inputs(direction, device, dtype, backward)
@@ -161,7 +162,7 @@ def copy_bandwidth_gbs(device: str) -> float:
     return 2 * buffer.numel() * 4 * 10 / (time.perf_counter() - start) / 1e9
 
 
-def run_worker(args, *worker_args: str, env: dict[str, str] | None = None):
+def run_worker(args: argparse.Namespace, *worker_args: str, env: dict[str, str] | None = None) -> dict:
     """Run this script as a worker in a fresh process; return the JSON it prints last."""
     command = [sys.executable, __file__, "--worker", *worker_args,
                "--threads", str(args.threads), "--repeats", str(args.repeats), "--device", args.device]
@@ -170,7 +171,9 @@ def run_worker(args, *worker_args: str, env: dict[str, str] | None = None):
     return json.loads(output.strip().splitlines()[-1])
 
 
-def measure_all(args, implementations: list[str], direction: str, mode: str, dtype_name: str) -> dict:
+def measure_all(
+    args: argparse.Namespace, implementations: list[str], direction: str, mode: str, dtype_name: str
+) -> dict:
     """{implementation: {"ms", "peak_mib"}}. On CPU the timings run in one fresh process and
     each peak in its own (the resident-set peak cannot be reset per case)."""
     dtype = getattr(torch, dtype_name)

@@ -52,7 +52,10 @@ class _Repeat(Sampler):
             epoch += 1
 
 
-def measure(ds, batch_size: int, workers: int, seconds: float, grouped: bool = False, warmup: int = 2) -> dict:
+def measure(
+    ds: ADE20KDataset | PlacesDataset, batch_size: int, workers: int, seconds: float, grouped: bool = False,
+    warmup: int = 2,
+) -> dict:
     if grouped:  # landscape / portrait batches (less padding for the paper pipeline)
         bs = _Repeat(AspectRatioBatchSampler(ds.orientation_groups(), batch_size, seed=0))
         dl = DataLoader(ds, batch_sampler=bs, num_workers=workers, collate_fn=pad_collate)

@@ -13,6 +13,7 @@ import json
 import os
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -83,7 +84,7 @@ def runtime_note(report: dict) -> str:
             f"(about {sum(walls) / jobs / 60:.0f} min in all).")
 
 
-def ablation_section(path: Path, results_table) -> str:
+def ablation_section(path: Path, results_table: Callable[[dict], str]) -> str:
     report = json.loads(path.read_text())
     seeds = ", ".join(str(s) for s in report["seeds"])
     return (f"`{report['command']}` → `{_rel(path)}` (seeds {seeds}; mean ± sample std; "

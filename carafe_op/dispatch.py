@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Sequence
 from types import ModuleType
 
 import torch
@@ -100,7 +101,7 @@ def _backward(ctx, grad_output):
 reassemble.register_autograd(_backward, setup_context=_setup_context)
 
 
-def reassembly_flops(features_shape, masks_shape, group_size: int) -> int:
+def reassembly_flops(features_shape: Sequence[int], masks_shape: Sequence[int], group_size: int) -> int:
     """One multiply and one add per tap (k*k of them) per output element."""
     n, c = features_shape[:2]
     taps = masks_shape[1] // group_size

@@ -150,7 +150,9 @@ def load_classes(root: str | os.PathLike) -> tuple[list[str], list[tuple[int, in
     return names, palette[: len(names)]
 
 
-def colorize(label: np.ndarray | torch.Tensor, palette: Sequence[Sequence[int]], ignore_index: int = IGNORE_INDEX):
+def colorize(
+    label: np.ndarray | torch.Tensor, palette: Sequence[Sequence[int]], ignore_index: int = IGNORE_INDEX
+) -> np.ndarray:
     """(H, W) reduced label → (H, W, 3) uint8 colour image; ignore pixels are black."""
     lbl = label.cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
     lut = np.zeros((256, 3), np.uint8)

@@ -80,7 +80,9 @@ def capture_kernels(model: nn.Module) -> Iterator[list[KernelCapture]]:
             h.remove()
 
 
-def default_points(capture: KernelCapture, fractions: Sequence[tuple[float, float]] = POINT_FRACTIONS):
+def default_points(
+    capture: KernelCapture, fractions: Sequence[tuple[float, float]] = POINT_FRACTIONS
+) -> list[tuple[int, int]]:
     """Output pixels at fixed fractions of the output map (the same places in every view)."""
     h, w = capture.output_size
     return [(min(h - 1, int(fy * h)), min(w - 1, int(fx * w))) for fy, fx in fractions]
