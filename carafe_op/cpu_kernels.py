@@ -85,6 +85,23 @@ def _tap_slot(j, scale, upsample, pad):
 
 
 @numba.njit(inline="always")
+def _tap_slots(k, scale, upsample, pad):
+    """``_tap_slot`` of every column offset of the window, as (phases, starts) arrays.
+
+    The backward kernels take k and the scale at run time, so ``_tap_slot`` in their tap loops
+    divided by the scale once per tap and output row (an ``idiv``: 12 % of the downsampling
+    mask gradient under ``perf``). A task looks the slots up instead. LLVM cannot see that a
+    looked-up start is non-negative, so the tap loops clamp it with ``max(start, 0)`` again.
+    """
+    r = (k - 1) // 2
+    phases = np.empty(k, dtype=np.int64)
+    starts = np.empty(k, dtype=np.int64)
+    for j in range(k):
+        phases[j], starts[j] = _tap_slot(j - r, scale, upsample, pad)
+    return phases, starts
+
+
+@numba.njit(inline="always")
 def _spread_row(x, n, c, row, spread, i, scale, upsample, pad):
     """Lay source row x[n, c, row] into spread[i] so that each tap is a slice (``_tap_slot``).
 
@@ -92,8 +109,11 @@ def _spread_row(x, n, c, row, spread, i, scale, upsample, pad):
     into ``scale`` phases (slot xo of phase p holds pixel s * xo + p); with ``scale`` known at
     compile time the phase loop inside the pixel loop becomes vector shuffles (the downsampling
     forward: 22.7 -> 13.5 ms at the benchmark shape). Slots off the map are never written, so
-    they keep the zeros ``spread`` was created with.
+    they keep the zeros ``spread`` was created with. ``max(pad, 0)`` drops numba's negative-index
+    wrap-around from the stores, as in ``_tap_slot``; without it the copy stayed scalar (a
+    third of the downsampling forward under ``perf``).
     """
+    pad = max(pad, 0)
     if upsample:
         for v in range(x.shape[3]):
             for b in range(scale):
@@ -117,7 +137,13 @@ def _spread_rows(x, n, c, row0, spread, scale, upsample, pad):
 
 @numba.njit(inline="always")
 def _collect_row(acc, grad_x, n, c, u, scale, upsample, pad):
-    """Adjoint of ``_spread_row``: grad_x[n, c, u, v] = sum of the slots of ``acc`` that hold pixel v."""
+    """Adjoint of ``_spread_row``: grad_x[n, c, u, v] = sum of the slots of ``acc`` that hold pixel v.
+
+    Mirrors ``_spread_row``: with ``scale`` a compile-time constant the phase loop inside the
+    pixel loop becomes vector shuffles (phase by phase, LLVM emitted scatter instructions, and
+    with a run-time scale scalar strided stores: a third of the downsampling feature gradient).
+    """
+    pad = max(pad, 0)
     if upsample:
         for v in range(grad_x.shape[3]):
             total = acc[0, pad + scale * v]
@@ -125,9 +151,11 @@ def _collect_row(acc, grad_x, n, c, u, scale, upsample, pad):
                 total += acc[0, pad + scale * v + b]
             grad_x[n, c, u, v] = total
     else:
-        for phase in range(scale):
-            for xo in range((grad_x.shape[3] - phase + scale - 1) // scale):
+        for xo in range(grad_x.shape[3] // scale):
+            for phase in range(scale):
                 grad_x[n, c, u, scale * xo + phase] = acc[phase, pad + xo]
+        for v in range(grad_x.shape[3] // scale * scale, grad_x.shape[3]):
+            grad_x[n, c, u, v] = acc[v % scale, pad + v // scale]
 
 
 def static_size(size: int) -> tuple[int, ...]:
@@ -257,14 +285,15 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_backward_features(grad_out, w, grad_x, k, groups, scale, upsample):
+def planar_backward_features(grad_out, w, grad_x, k, groups, scale, static_scale, upsample):
     """grad_x[n, c, u, v] = sum over outputs and taps that read (u, v) of grad_out * w, planar.
 
     A task owns one input row: per channel it gathers the contributions of every output row
     that reads it into a spread accumulator, then folds that back with ``_collect_row``.
     Channels go in pairs (a and b) that share each weight load, as in ``planar_downsample_forward``
     (kernel medians at the benchmark shapes, 2 threads: up 52 -> 43 ms, down 38 -> 29 ms;
-    bit-identical results).
+    bit-identical results). ``static_scale = static_size(scale)`` serves only ``_collect_row``,
+    as in ``planar_backward_masks``.
     """
     n_batch, channels, in_h, in_w = grad_x.shape
     out_h, out_w = grad_out.shape[2], grad_out.shape[3]
@@ -277,6 +306,7 @@ def planar_backward_features(grad_out, w, grad_x, k, groups, scale, upsample):
         u = task % in_h
         acc_a = np.empty((phases, width), dtype=grad_out.dtype)
         acc_b = np.empty_like(acc_a)
+        tap_phase, tap_start = _tap_slots(k, scale, upsample, pad)
         for g in range(groups):
             tap0 = g * kk
             last = (g + 1) * group_channels - 1
@@ -291,14 +321,15 @@ def planar_backward_features(grad_out, w, grad_x, k, groups, scale, upsample):
                     y0, y1 = _output_range(base, scale, upsample, out_h)
                     for y in range(y0, y1):
                         for j in range(k):
-                            phase, start = _tap_slot(j - r, scale, upsample, pad)
+                            phase = tap_phase[j]
+                            start = max(tap_start[j], 0)
                             tap = tap0 + i * k + j
                             for xo in range(out_w):
                                 weight = w[n, tap, y, xo]
                                 acc_a[phase, start + xo] += grad_out[n, ca, y, xo] * weight
                                 acc_b[phase, start + xo] += grad_out[n, cb, y, xo] * weight
-                _collect_row(acc_a, grad_x, n, ca, u, scale, upsample, pad)
-                _collect_row(acc_b, grad_x, n, cb, u, scale, upsample, pad)
+                _collect_row(acc_a, grad_x, n, ca, u, len(static_scale), upsample, pad)
+                _collect_row(acc_b, grad_x, n, cb, u, len(static_scale), upsample, pad)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
@@ -327,6 +358,7 @@ def planar_backward_masks(grad_out, x, grad_w, k, groups, scale, static_scale, u
         spread_a = np.zeros(((b1 - b0 - 1) * step + k, phases, width), dtype=x.dtype)
         spread_b = np.zeros_like(spread_a)
         acc = np.empty((y1 - y0, kk, out_w), dtype=x.dtype)
+        tap_phase, tap_start = _tap_slots(k, scale, upsample, pad)
         for g in range(groups):
             acc[:] = 0
             last = (g + 1) * group_channels - 1
@@ -342,7 +374,8 @@ def planar_backward_masks(grad_out, x, grad_w, k, groups, scale, static_scale, u
                         if row0 + q0 + i < 0 or row0 + q0 + i >= in_h:
                             continue
                         for j in range(k):
-                            phase, start = _tap_slot(j - r, scale, upsample, pad)
+                            phase = tap_phase[j]
+                            start = max(tap_start[j], 0)
                             t = i * k + j
                             q = q0 + i
                             if paired:
