@@ -258,7 +258,7 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
     """
     k = len(static_k)
     scale = len(static_scale)
-    n_batch, channels, in_h, in_w = x.shape
+    n_batch, channels = x.shape[0], x.shape[1]
     out_h, out_w = out.shape[2], out.shape[3]
     group_channels = channels // groups
     r = (k - 1) // 2
