@@ -93,11 +93,17 @@ def backward(
     if channels_last:
         cpu_kernels.nhwc_backward_features(grad, w, grad_features_array, *config)
         cpu_kernels.nhwc_backward_masks(grad, x, grad_masks.numpy(), *config, x.dtype.type(0))
+    elif upsample:
+        static_scale = cpu_kernels.static_size(scale_factor)
+        cpu_kernels.planar_upsample_backward_features(grad, w, grad_features_array, kernel_size, group_size,
+                                                      scale_factor, static_scale)
+        cpu_kernels.planar_upsample_backward_masks(grad, x, grad_masks.numpy(), kernel_size, group_size,
+                                                   scale_factor, static_scale)
     else:
         static_scale = cpu_kernels.static_size(scale_factor)
-        cpu_kernels.planar_backward_features(grad, w, grad_features_array, kernel_size, group_size, scale_factor,
-                                             static_scale, upsample)
-        cpu_kernels.planar_backward_masks(grad, x, grad_masks.numpy(), kernel_size, group_size, scale_factor,
-                                          static_scale, upsample)
+        cpu_kernels.planar_downsample_backward_features(grad, w, grad_features_array, kernel_size, group_size,
+                                                        static_scale)
+        cpu_kernels.planar_downsample_backward_masks(grad, x, grad_masks.numpy(), kernel_size, group_size,
+                                                     static_scale)
     grad_masks = grad_masks.contiguous(memory_format=output_memory_format(masks))
     return grad_features.to(features.dtype), grad_masks.to(masks.dtype)

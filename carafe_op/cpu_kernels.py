@@ -8,8 +8,10 @@ own kernels, so no layout copy of them is made:
   that a block of output rows reads are first "spread" (``_spread_row``) so that every tap is a
   contiguous, zero-padded slice aligned with the output row; each tap is then one multiply-add
   over the row. The feature gradient accumulates in the same spread form and is folded back
-  (``_collect_row``, the adjoint). The upsampling forward instead splits the output row by
-  column phase, which reads each source row once (``planar_upsample_forward``).
+  (``_collect_row``, the adjoint). The downsampling kernels lay all output rows of a task end
+  to end (``_rows_end_to_end``), so each tap is one multiply-add over the whole task. The
+  upsampling forward instead splits the output row by column phase, which reads each source
+  row once (``planar_upsample_forward``).
 - Channels-last (N, H, W, C), ``nhwc_*``: the vector axis is the channels. One output pixel's
   k*k weights are loaded once and reused across all channels of their group.
 
@@ -46,13 +48,6 @@ def _output_range(base, scale, upsample, out_size):
 # Output-row blocks per planar task: a task spreads each source row its blocks read once per
 # channel, so neighbouring blocks share the work of their overlapping windows.
 _CHUNK = 8
-
-
-@numba.njit(inline="always")
-def _row_blocks(scale, upsample, in_h, out_h):
-    """Output rows in blocks that share one source row ``block_index * step``: (rows per block,
-    number of blocks, step)."""
-    return (scale, in_h, 1) if upsample else (1, out_h, scale)
 
 
 @numba.njit(inline="always")
@@ -136,8 +131,8 @@ def _spread_rows(x, n, c, row0, spread, scale, upsample, pad):
 
 
 @numba.njit(inline="always")
-def _collect_row(acc, grad_x, n, c, u, scale, upsample, pad):
-    """Adjoint of ``_spread_row``: grad_x[n, c, u, v] = sum of the slots of ``acc`` that hold pixel v.
+def _collect_row(acc, i, grad_x, n, c, u, scale, upsample, pad):
+    """Adjoint of ``_spread_row``: grad_x[n, c, u, v] = sum of the slots of acc[i] that hold pixel v.
 
     Mirrors ``_spread_row``: with ``scale`` a compile-time constant the phase loop inside the
     pixel loop becomes vector shuffles (phase by phase, LLVM emitted scatter instructions, and
@@ -146,16 +141,16 @@ def _collect_row(acc, grad_x, n, c, u, scale, upsample, pad):
     pad = max(pad, 0)
     if upsample:
         for v in range(grad_x.shape[3]):
-            total = acc[0, pad + scale * v]
+            total = acc[i, 0, pad + scale * v]
             for b in range(1, scale):
-                total += acc[0, pad + scale * v + b]
+                total += acc[i, 0, pad + scale * v + b]
             grad_x[n, c, u, v] = total
     else:
         for xo in range(grad_x.shape[3] // scale):
             for phase in range(scale):
-                grad_x[n, c, u, scale * xo + phase] = acc[phase, pad + xo]
+                grad_x[n, c, u, scale * xo + phase] = acc[i, phase, pad + xo]
         for v in range(grad_x.shape[3] // scale * scale, grad_x.shape[3]):
-            grad_x[n, c, u, v] = acc[v % scale, pad + v // scale]
+            grad_x[n, c, u, v] = acc[i, v % scale, pad + v // scale]
 
 
 def static_size(size: int) -> tuple[int, ...]:
@@ -238,6 +233,42 @@ def _spread_rows_by_parity(x, n, c, row0, n_rows, spread, scale, pad, width):
             _spread_row(x, n, c, row0 + q, spread, q % scale, scale, False, (q // scale) * width + pad)
 
 
+@numba.njit(inline="always")
+def _collect_rows_by_parity(acc, grad_x, n, c, row0, u0, u1, scale, pad, width):
+    """Adjoint of ``_spread_rows_by_parity`` for the source rows u0 <= u < u1 (``_collect_row``)."""
+    for u in range(u0, u1):
+        q = u - row0
+        _collect_row(acc, q % scale, grad_x, n, c, u, scale, False, (q // scale) * width + pad)
+
+
+@numba.njit(inline="always")
+def _rows_end_to_end(src, n, channel, y0, rows, dst, d, width):
+    """dst[d, y * width + xo] = src[n, channel, y0 + y, xo] for y < rows: the rows laid end to end
+    with the stride of a padded row; the ``width - W`` slots between them are left as they are."""
+    for y in range(rows):
+        row_start = max(y * width, 0)
+        for xo in range(src.shape[3]):
+            dst[d, row_start + xo] = src[n, channel, y0 + y, xo]
+
+
+@numba.njit(inline="always")
+def _rows_from_end_to_end(src, d, dst, n, channel, y0, rows, width):
+    """Inverse of ``_rows_end_to_end``: dst[n, channel, y0 + y, xo] = src[d, y * width + xo]."""
+    for y in range(rows):
+        row_start = max(y * width, 0)
+        for xo in range(dst.shape[3]):
+            dst[n, channel, y0 + y, xo] = src[d, row_start + xo]
+
+
+@numba.njit(inline="always")
+def _downsample_task_geometry(k, scale, out_w, rows):
+    """For a task over ``rows`` output rows of the end-to-end layout: (phases, pad, width) of the
+    spread, the source rows it reads, and ``span``, the flat positions up to its last output
+    (its last row's padding is left out: there a tap's slice would run past the spread)."""
+    phases, pad, width = _spread_geometry(k, scale, False, out_w)
+    return phases, pad, width, (rows - 1) * scale + k, (rows - 1) * width + out_w
+
+
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
     """out[n, c, y, xo] = sum_taps w[n, tap, y, xo] * x[n, c, s*y + i - r, s*xo + j - r], planar.
@@ -263,23 +294,17 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
     group_channels = channels // groups
     r = (k - 1) // 2
     kk = k * k
-    phases, pad, width = _spread_geometry(k, scale, False, out_w)
     n_chunks = (out_h + _CHUNK - 1) // _CHUNK
     for task in numba.prange(n_batch * n_chunks):
         n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r)
-        rows = y1 - y0
-        n_source_rows = (rows - 1) * scale + k
-        flat = rows * width
+        phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
         spread_a = np.zeros((scale, phases, ((n_source_rows - 1) // scale + 1) * width), dtype=x.dtype)
         spread_b = np.zeros_like(spread_a)
-        w_task = np.zeros((kk, flat), dtype=w.dtype)
-        acc = np.empty((2, flat), dtype=x.dtype)
+        w_task = np.zeros((kk, span), dtype=w.dtype)
+        acc = np.empty((2, span), dtype=x.dtype)
         for g in range(groups):
             for t in range(kk):
-                for y in range(rows):
-                    row_start = max(y * width, 0)
-                    for xo in range(out_w):
-                        w_task[t, row_start + xo] = w[n, g * kk + t, y0 + y, xo]
+                _rows_end_to_end(w, n, g * kk + t, y0, y1 - y0, w_task, t, width)
             last = (g + 1) * group_channels - 1
             for ca in range(g * group_channels, last + 1, 2):
                 cb = min(ca + 1, last)
@@ -288,7 +313,7 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
                 acc[:] = 0
                 for i in range(k):
                     parity = i % scale
-                    for f in range(flat):
+                    for f in range(span):
                         total_a = acc[0, f]
                         total_b = acc[1, f]
                         for j in range(k):
@@ -299,36 +324,158 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
                             total_b += weight * spread_b[parity, phase, source + f]
                         acc[0, f] = total_a
                         acc[1, f] = total_b
-                for y in range(rows):
-                    row_start = max(y * width, 0)
-                    for xo in range(out_w):
-                        out[n, ca, y0 + y, xo] = acc[0, row_start + xo]
-                        out[n, cb, y0 + y, xo] = acc[1, row_start + xo]
+                _rows_from_end_to_end(acc, 0, out, n, ca, y0, y1 - y0, width)
+                _rows_from_end_to_end(acc, 1, out, n, cb, y0, y1 - y0, width)
+
+
+# Output rows per task of the downsampling feature gradient. A task also computes the output rows
+# just outside its own that read its source rows (one on each side at k = 5, s = 2), so its
+# share of redundant work shrinks with more rows.
+_GRAD_CHUNK = 2 * _CHUNK
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_backward_features(grad_out, w, grad_x, k, groups, scale, static_scale, upsample):
-    """grad_x[n, c, u, v] = sum over outputs and taps that read (u, v) of grad_out * w, planar.
+def planar_downsample_backward_features(grad_out, w, grad_x, k, groups, static_scale):
+    """grad_x[n, c, u, v] = sum over outputs and taps that read (u, v) of grad_out * w, planar, downsampling.
 
-    A task owns one input row: per channel it gathers the contributions of every output row
-    that reads it into a spread accumulator, then folds that back with ``_collect_row``.
-    Channels go in pairs (a and b) that share each weight load, as in ``planar_downsample_forward``
-    (kernel medians at the benchmark shapes, 2 threads: up 52 -> 43 ms, down 38 -> 29 ms;
-    bit-identical results). ``static_scale = static_size(scale)`` serves only ``_collect_row``,
-    as in ``planar_backward_masks``.
+    The adjoint of ``planar_downsample_forward``, in its end-to-end layout: per channel pair and
+    tap, one vector loop over all output rows of the task adds w * grad_out into accumulators
+    laid out like the forward's spread, which are then folded back into source rows
+    (``_collect_rows_by_parity``). A task owns the source rows s*y0 <= u < s*y1 of its output
+    rows y0 <= y < y1 and, so that no two tasks write one row, also computes the neighbouring
+    output rows whose windows reach into them. The taps go class by class (row parity, column
+    phase), so the part of the accumulators one class adds to stays in L1 across its taps.
+
+    Before, a task owned one input row and ran one 64-wide loop per tap and output row, mostly
+    loop set-up: kernel medians at the benchmark shape, 2 threads, 19.7 -> 10.6 ms. Each source
+    pixel still sums its taps in the same order, so the results are bit-identical to that
+    version. ``static_scale = static_size(s)`` serves the spread arithmetic, as in the forward.
     """
-    n_batch, channels, in_h, in_w = grad_x.shape
+    scale = len(static_scale)
+    n_batch, channels, in_h = grad_x.shape[0], grad_x.shape[1], grad_x.shape[2]
     out_h, out_w = grad_out.shape[2], grad_out.shape[3]
     group_channels = channels // groups
     r = (k - 1) // 2
     kk = k * k
-    phases, pad, width = _spread_geometry(k, scale, upsample, out_w)
+    n_chunks = (out_h + _GRAD_CHUNK - 1) // _GRAD_CHUNK
+    for task in numba.prange(n_batch * n_chunks):
+        n = task // n_chunks
+        y_own = (task % n_chunks) * _GRAD_CHUNK
+        u0 = scale * y_own
+        u1 = min(scale * min(y_own + _GRAD_CHUNK, out_h), in_h)
+        y0 = max(y_own - r // scale, 0)
+        y1 = min((u1 - 1 + r) // scale + 1, out_h)
+        row0 = scale * y0 - r
+        phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
+        n_rows = max(n_source_rows, u1 - row0)
+        acc_a = np.empty((scale, phases, ((n_rows - 1) // scale + 1) * width), dtype=grad_out.dtype)
+        acc_b = np.empty_like(acc_a)
+        go = np.zeros((2, span), dtype=grad_out.dtype)
+        w_task = np.zeros((kk, span), dtype=w.dtype)
+        tap_phase, tap_start = _tap_slots(k, scale, False, pad)
+        for g in range(groups):
+            for t in range(kk):
+                _rows_end_to_end(w, n, g * kk + t, y0, y1 - y0, w_task, t, width)
+            last = (g + 1) * group_channels - 1
+            for ca in range(g * group_channels, last + 1, 2):
+                cb = min(ca + 1, last)
+                _rows_end_to_end(grad_out, n, ca, y0, y1 - y0, go, 0, width)
+                _rows_end_to_end(grad_out, n, cb, y0, y1 - y0, go, 1, width)
+                acc_a[:] = 0
+                acc_b[:] = 0
+                for parity in range(min(scale, k)):
+                    for phase in range(phases):
+                        for i in range(parity, k, scale):
+                            for j in range(k):
+                                if tap_phase[j] != phase:
+                                    continue
+                                source = max((i // scale) * width + max(tap_start[j], 0), 0)
+                                t = i * k + j
+                                for f in range(span):
+                                    weight = w_task[t, f]
+                                    acc_a[parity, phase, source + f] += go[0, f] * weight
+                                    acc_b[parity, phase, source + f] += go[1, f] * weight
+                _collect_rows_by_parity(acc_a, grad_x, n, ca, row0, u0, u1, scale, pad, width)
+                _collect_rows_by_parity(acc_b, grad_x, n, cb, row0, u0, u1, scale, pad, width)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
+def planar_downsample_backward_masks(grad_out, x, grad_w, k, groups, static_scale):
+    """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map), planar, downsampling.
+
+    In the end-to-end layout of ``planar_downsample_forward``: per channel pair and tap, one
+    vector loop over all output rows of the task (row by row before: kernel medians at the
+    benchmark shape, 2 threads, 12.5 -> 10.4 ms; single-threaded, a third of it is now the
+    spread, which waits on reading the input). Each output still sums the channel pairs in
+    order, so the results are bit-identical to that version. A group with an odd channel count
+    ends with a single channel.
+    """
+    scale = len(static_scale)
+    n_batch, channels = x.shape[0], x.shape[1]
+    out_h, out_w = grad_w.shape[2], grad_w.shape[3]
+    group_channels = channels // groups
+    r = (k - 1) // 2
+    kk = k * k
+    n_chunks = (out_h + _CHUNK - 1) // _CHUNK
+    for task in numba.prange(n_batch * n_chunks):
+        n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r)
+        phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
+        spread_a = np.zeros((scale, phases, ((n_source_rows - 1) // scale + 1) * width), dtype=x.dtype)
+        spread_b = np.zeros_like(spread_a)
+        go = np.zeros((2, span), dtype=x.dtype)
+        acc = np.empty((kk, span), dtype=x.dtype)
+        tap_phase, tap_start = _tap_slots(k, scale, False, pad)
+        for g in range(groups):
+            acc[:] = 0
+            last = (g + 1) * group_channels - 1
+            for ca in range(g * group_channels, last + 1, 2):
+                cb = min(ca + 1, last)
+                paired = cb > ca
+                _spread_rows_by_parity(x, n, ca, row0, n_source_rows, spread_a, scale, pad, width)
+                _rows_end_to_end(grad_out, n, ca, y0, y1 - y0, go, 0, width)
+                if paired:
+                    _spread_rows_by_parity(x, n, cb, row0, n_source_rows, spread_b, scale, pad, width)
+                    _rows_end_to_end(grad_out, n, cb, y0, y1 - y0, go, 1, width)
+                for i in range(k):
+                    parity = i % scale
+                    for j in range(k):
+                        phase = tap_phase[j]
+                        source = max((i // scale) * width + max(tap_start[j], 0), 0)
+                        t = i * k + j
+                        if paired:
+                            for f in range(span):
+                                acc[t, f] += (go[0, f] * spread_a[parity, phase, source + f]
+                                              + go[1, f] * spread_b[parity, phase, source + f])
+                        else:
+                            for f in range(span):
+                                acc[t, f] += go[0, f] * spread_a[parity, phase, source + f]
+            for t in range(kk):
+                _rows_from_end_to_end(acc, t, grad_w, n, g * kk + t, y0, y1 - y0, width)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
+def planar_upsample_backward_features(grad_out, w, grad_x, k, groups, scale, static_scale):
+    """grad_x[n, c, u, v] = sum over outputs and taps that read (u, v) of grad_out * w, planar, upsampling.
+
+    A task owns one input row: per channel it gathers the contributions of every output row
+    that reads it into a spread accumulator, then folds that back with ``_collect_row``.
+    Channels go in pairs (a and b) that share each weight load, as in ``planar_downsample_forward``
+    (kernel medians at the benchmark shape, 2 threads: 52 -> 43 ms; bit-identical results).
+    ``static_scale = static_size(scale)`` serves only ``_collect_row``, as in
+    ``planar_upsample_backward_masks``.
+    """
+    n_batch, channels, in_h = grad_x.shape[0], grad_x.shape[1], grad_x.shape[2]
+    out_w = grad_out.shape[3]
+    group_channels = channels // groups
+    r = (k - 1) // 2
+    kk = k * k
+    phases, pad, width = _spread_geometry(k, scale, True, out_w)
     for task in numba.prange(n_batch * in_h):
         n = task // in_h
         u = task % in_h
-        acc_a = np.empty((phases, width), dtype=grad_out.dtype)
+        acc_a = np.empty((1, phases, width), dtype=grad_out.dtype)
         acc_b = np.empty_like(acc_a)
-        tap_phase, tap_start = _tap_slots(k, scale, upsample, pad)
+        tap_phase, tap_start = _tap_slots(k, scale, True, pad)
         for g in range(groups):
             tap0 = g * kk
             last = (g + 1) * group_channels - 1
@@ -340,58 +487,56 @@ def planar_backward_features(grad_out, w, grad_x, k, groups, scale, static_scale
                     base = u - (i - r)
                     if base < 0 or base >= in_h:
                         continue
-                    y0, y1 = _output_range(base, scale, upsample, out_h)
-                    for y in range(y0, y1):
+                    for y in range(base * scale, base * scale + scale):
                         for j in range(k):
                             phase = tap_phase[j]
                             start = max(tap_start[j], 0)
                             tap = tap0 + i * k + j
                             for xo in range(out_w):
                                 weight = w[n, tap, y, xo]
-                                acc_a[phase, start + xo] += grad_out[n, ca, y, xo] * weight
-                                acc_b[phase, start + xo] += grad_out[n, cb, y, xo] * weight
-                _collect_row(acc_a, grad_x, n, ca, u, len(static_scale), upsample, pad)
-                _collect_row(acc_b, grad_x, n, cb, u, len(static_scale), upsample, pad)
+                                acc_a[0, phase, start + xo] += grad_out[n, ca, y, xo] * weight
+                                acc_b[0, phase, start + xo] += grad_out[n, cb, y, xo] * weight
+                _collect_row(acc_a, 0, grad_x, n, ca, u, len(static_scale), True, pad)
+                _collect_row(acc_b, 0, grad_x, n, cb, u, len(static_scale), True, pad)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_backward_masks(grad_out, x, grad_w, k, groups, scale, static_scale, upsample):
-    """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map), planar.
+def planar_upsample_backward_masks(grad_out, x, grad_w, k, groups, scale, static_scale):
+    """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map), planar, upsampling.
 
-    Channels go in pairs (a and b) with one ``acc`` update per pair (kernel medians at the
-    benchmark shapes, 2 threads: up 32 -> 25 ms, down 16 -> 15 ms against one channel per
-    update); a group with an odd channel count ends with a single channel. The spread takes the
-    scale as the compile-time ``len(static_scale)`` (``static_scale = static_size(scale)``; up
-    20.4 -> 15.7 ms, down 12.5 -> 8.6 ms); the rest keeps the run-time ``scale``, since a literal
-    scale of 1 there fails numba's lowering.
+    A task covers the output rows of a few source rows (``_CHUNK``); the s output rows of a
+    source row read the same spread rows. Channels go in pairs (a and b) with one ``acc`` update
+    per pair (kernel medians at the benchmark shape, 2 threads: 32 -> 25 ms against one channel
+    per update); a group with an odd channel count ends with a single channel. The spread takes
+    the scale as the compile-time ``len(static_scale)`` (``static_scale = static_size(scale)``;
+    20.4 -> 15.7 ms).
     """
-    n_batch, channels, in_h, in_w = x.shape
+    n_batch, channels, in_h = x.shape[0], x.shape[1], x.shape[2]
     out_h, out_w = grad_w.shape[2], grad_w.shape[3]
     group_channels = channels // groups
     r = (k - 1) // 2
     kk = k * k
-    phases, pad, width = _spread_geometry(k, scale, upsample, out_w)
-    block, n_blocks, step = _row_blocks(scale, upsample, in_h, out_h)
-    n_chunks = (n_blocks + _CHUNK - 1) // _CHUNK
+    phases, pad, width = _spread_geometry(k, scale, True, out_w)
+    n_chunks = (in_h + _CHUNK - 1) // _CHUNK
     for task in numba.prange(n_batch * n_chunks):
-        n, b0, b1, row0 = _chunk(task, n_chunks, n_blocks, step, r)
-        y0 = b0 * block
-        y1 = min(b1 * block, out_h)
-        spread_a = np.zeros(((b1 - b0 - 1) * step + k, phases, width), dtype=x.dtype)
+        n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r)
+        y0 = u0 * scale
+        y1 = min(u1 * scale, out_h)
+        spread_a = np.zeros((u1 - u0 - 1 + k, phases, width), dtype=x.dtype)
         spread_b = np.zeros_like(spread_a)
         acc = np.empty((y1 - y0, kk, out_w), dtype=x.dtype)
-        tap_phase, tap_start = _tap_slots(k, scale, upsample, pad)
+        tap_phase, tap_start = _tap_slots(k, scale, True, pad)
         for g in range(groups):
             acc[:] = 0
             last = (g + 1) * group_channels - 1
             for ca in range(g * group_channels, last + 1, 2):
                 cb = min(ca + 1, last)
                 paired = cb > ca
-                _spread_rows(x, n, ca, row0, spread_a, len(static_scale), upsample, pad)
+                _spread_rows(x, n, ca, row0, spread_a, len(static_scale), True, pad)
                 if paired:
-                    _spread_rows(x, n, cb, row0, spread_b, len(static_scale), upsample, pad)
+                    _spread_rows(x, n, cb, row0, spread_b, len(static_scale), True, pad)
                 for y in range(y0, y1):
-                    q0 = (y // block - b0) * step
+                    q0 = y // scale - u0
                     for i in range(k):
                         if row0 + q0 + i < 0 or row0 + q0 + i >= in_h:
                             continue

@@ -90,9 +90,11 @@ def test_layouts_and_dtypes(dtype, layout, upsample):
 @pytest.mark.parametrize("k,scale,groups,upsample", SMALL_GRID)
 def test_planar_and_channels_last_kernels_match_reference(layout, k, scale, groups, upsample):
     """Contiguous inputs run the planar kernels, channels-last ones the NHWC kernels. Odd sizes, and
-    more rows than one planar task covers (``cpu_kernels._CHUNK`` row blocks), so the tasks'
-    shared borders are tested too."""
-    features, masks = random_case(2, 3 * groups, 19, 7, k, groups, scale, upsample)
+    more rows than one planar task covers (``cpu_kernels._CHUNK`` row blocks; the downsampling
+    feature gradient's tasks cover ``_GRAD_CHUNK`` output rows, s times as many input rows), so
+    the tasks' shared borders are tested too."""
+    height = 19 if upsample else 53
+    features, masks = random_case(2, 3 * groups, height, 7, k, groups, scale, upsample)
     features = _layout(features, layout)
     grad = _layout(torch.randn_like(reassemble_reference(features, masks, k, groups, scale, upsample)), layout)
     ours = _grads(lambda f, m: op(upsample)(f, m, k, groups, scale), features, masks, grad)
