@@ -234,6 +234,13 @@ def _spread_rows_by_parity(x, n, c, row0, n_rows, spread, scale, pad, width):
 
 
 @numba.njit(inline="always")
+def _parity_buffer(n_rows, scale, phases, width, like):
+    """A zeroed buffer for source rows 0 <= q < n_rows in the layout of ``_spread_rows_by_parity``
+    (spread[q % scale, phase, (q // scale) * width + slot]), of ``like``'s dtype."""
+    return np.zeros((scale, phases, ((n_rows - 1) // scale + 1) * width), dtype=like.dtype)
+
+
+@numba.njit(inline="always")
 def _collect_rows_by_parity(acc, grad_x, n, c, row0, u0, u1, scale, pad, width):
     """Adjoint of ``_spread_rows_by_parity`` for the source rows u0 <= u < u1 (``_collect_row``)."""
     for u in range(u0, u1):
@@ -298,7 +305,7 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
     for task in numba.prange(n_batch * n_chunks):
         n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r)
         phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
-        spread_a = np.zeros((scale, phases, ((n_source_rows - 1) // scale + 1) * width), dtype=x.dtype)
+        spread_a = _parity_buffer(n_source_rows, scale, phases, width, x)
         spread_b = np.zeros_like(spread_a)
         w_task = np.zeros((kk, span), dtype=w.dtype)
         acc = np.empty((2, span), dtype=x.dtype)
@@ -367,9 +374,8 @@ def planar_downsample_backward_features(grad_out, w, grad_x, k, groups, static_s
         y1 = min((u1 - 1 + r) // scale + 1, out_h)
         row0 = scale * y0 - r
         phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
-        n_rows = max(n_source_rows, u1 - row0)
-        acc_a = np.empty((scale, phases, ((n_rows - 1) // scale + 1) * width), dtype=grad_out.dtype)
-        acc_b = np.empty_like(acc_a)
+        acc_a = _parity_buffer(max(n_source_rows, u1 - row0), scale, phases, width, grad_out)
+        acc_b = np.zeros_like(acc_a)
         go = np.zeros((2, span), dtype=grad_out.dtype)
         w_task = np.zeros((kk, span), dtype=w.dtype)
         tap_phase, tap_start = _tap_slots(k, scale, False, pad)
@@ -383,7 +389,7 @@ def planar_downsample_backward_features(grad_out, w, grad_x, k, groups, static_s
                 _rows_end_to_end(grad_out, n, cb, y0, y1 - y0, go, 1, width)
                 acc_a[:] = 0
                 acc_b[:] = 0
-                for parity in range(min(scale, k)):
+                for parity in range(scale):
                     for phase in range(phases):
                         for i in range(parity, k, scale):
                             for j in range(k):
@@ -420,7 +426,7 @@ def planar_downsample_backward_masks(grad_out, x, grad_w, k, groups, static_scal
     for task in numba.prange(n_batch * n_chunks):
         n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r)
         phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
-        spread_a = np.zeros((scale, phases, ((n_source_rows - 1) // scale + 1) * width), dtype=x.dtype)
+        spread_a = _parity_buffer(n_source_rows, scale, phases, width, x)
         spread_b = np.zeros_like(spread_a)
         go = np.zeros((2, span), dtype=x.dtype)
         acc = np.empty((kk, span), dtype=x.dtype)
