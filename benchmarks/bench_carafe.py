@@ -35,15 +35,19 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe, device_tag, peak_memory, reset_peak_memory, synchronize  # noqa: E402
-from carafe_op import backend_name, carafe, carafe_down, reassemble_reference  # noqa: E402
+from carafe_op import backend_name, carafe, carafe_down, empty_cache, reassemble_reference  # noqa: E402
 
 KERNEL, GROUPS, SCALE = 5, 1, 2
 SHAPES = {
     "cpu": {"up": (2, 256, 64, 64), "down": (2, 256, 128, 128)},
     "cuda": {"up": (8, 256, 128, 128), "down": (8, 256, 256, 256)},
 }
-IMPLEMENTATIONS = ["carafe", "carafe_4k_pages", "reference", "naive_unfold", "bilinear", "nearest"]
-CPU_ONLY = {"carafe_4k_pages"}  # the CPU backend's output buffers with huge pages switched off
+IMPLEMENTATIONS = ["carafe", "carafe_fresh", "carafe_fresh_4k", "reference", "naive_unfold", "bilinear", "nearest"]
+# The CPU backend with its buffer reuse off (carafe_op.buffer_pool), and also without huge pages.
+CPU_ONLY = {"carafe_fresh", "carafe_fresh_4k"}
+FRESH = {"CARAFE_OP_BUFFER_CACHE_MB": "0", "CARAFE_OP_HUGE_PAGES": "1"}
+FRESH_4K = {"CARAFE_OP_BUFFER_CACHE_MB": "0", "CARAFE_OP_HUGE_PAGES": "0"}
+DEFAULT = {"CARAFE_OP_BUFFER_CACHE_MB": "1024", "CARAFE_OP_HUGE_PAGES": "1"}
 
 
 def naive_unfold(features: torch.Tensor, masks: torch.Tensor, upsample: bool) -> torch.Tensor:
@@ -61,10 +65,10 @@ def naive_unfold(features: torch.Tensor, masks: torch.Tensor, upsample: bool) ->
     return torch.einsum("ngckhw,ngkhw->ngchw", columns, kernels).reshape(n, c, out_h, out_w)
 
 
-def huge_pages(setting: str, call: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-    """``call`` with the CPU backend's huge-page advice on ('1') or off ('0'); see carafe_op.huge_pages."""
+def with_settings(settings: dict[str, str], call: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``call`` under the CPU backend's environment settings (buffer reuse, huge pages)."""
     def run():
-        os.environ["CARAFE_OP_HUGE_PAGES"] = setting
+        os.environ.update(settings)
         return call()
     return run
 
@@ -74,8 +78,9 @@ def make_call(name: str, direction: str, features: torch.Tensor, masks: torch.Te
     interpolate_size = masks.shape[-2:]
     op = carafe if upsample else carafe_down
     return {
-        "carafe": huge_pages("1", lambda: op(features, masks, KERNEL, GROUPS, SCALE)),
-        "carafe_4k_pages": huge_pages("0", lambda: op(features, masks, KERNEL, GROUPS, SCALE)),
+        "carafe": with_settings(DEFAULT, lambda: op(features, masks, KERNEL, GROUPS, SCALE)),
+        "carafe_fresh": with_settings(FRESH, lambda: op(features, masks, KERNEL, GROUPS, SCALE)),
+        "carafe_fresh_4k": with_settings(FRESH_4K, lambda: op(features, masks, KERNEL, GROUPS, SCALE)),
         "reference": lambda: reassemble_reference(features, masks, KERNEL, GROUPS, SCALE, upsample),
         "naive_unfold": lambda: naive_unfold(features, masks, upsample),
         "bilinear": lambda: F.interpolate(features, size=interpolate_size, mode="bilinear", align_corners=False),
@@ -132,8 +137,10 @@ def measure_times(names: list[str], direction: str, mode: str, device: str, dtyp
 
 
 def measure_peak(name: str, direction: str, mode: str, device: str, dtype: torch.dtype) -> float:
-    """Peak extra memory (MiB) of one call after warm-up."""
+    """Peak extra memory (MiB) of one call after warm-up. The CPU backend's idle buffers are
+    freed first, so that its outputs count as they would in a first call."""
     step = make_step(name, direction, mode, device, dtype)
+    empty_cache()
     base = reset_peak_memory(device)
     step()
     synchronize(device)

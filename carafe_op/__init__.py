@@ -5,6 +5,7 @@ Functional ops: ``carafe``, ``carafe_down``, ``carafe_masked``; layers: ``CARAFE
 both fall back to the pure-PyTorch reference (with a warning) when unavailable.
 """
 
+from .buffer_pool import empty_cache
 from .dispatch import backend_name
 from .functional import carafe, carafe_down, carafe_masked
 from .modules import CARAFEDownsample, CARAFEUpsample, KernelPredictor
@@ -18,5 +19,6 @@ __all__ = [
     "carafe",
     "carafe_down",
     "carafe_masked",
+    "empty_cache",
     "reassemble_reference",
 ]

@@ -2,7 +2,7 @@
 
 fp32 and fp64 run natively; fp16 and bf16 are computed in fp32 and cast back.
 Outputs and gradients follow ``layout.output_memory_format`` of the tensor they belong to; their
-buffers ask for huge pages (``huge_pages``).
+buffers are reused from call to call (``buffer_pool``) and ask for huge pages (``huge_pages``).
 Features, outputs and their gradients go to the planar kernels, or to the channels-last
 kernels when that format is channels-last; the predicted kernels are always planar.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import cpu_kernels
-from .huge_pages import advise_huge_pages
+from .buffer_pool import empty
 from .layout import output_memory_format
 
 # numba's default OpenMP pool spins beside torch's own OpenMP pool, and on a small CPU the two
@@ -38,17 +38,10 @@ def _array(tensor: torch.Tensor, dtype: torch.dtype, channels_last: bool = False
     return (tensor.permute(0, 2, 3, 1) if channels_last else tensor).contiguous().numpy()
 
 
-def _empty(shape: tuple[int, ...], dtype: torch.dtype, memory_format=torch.contiguous_format) -> torch.Tensor:
-    """A new buffer for the kernels to fill, backed by huge pages where possible (``huge_pages``)."""
-    tensor = torch.empty(shape, dtype=dtype, memory_format=memory_format)
-    advise_huge_pages(tensor)
-    return tensor
-
-
 def _output_buffer(shape: tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> tuple[torch.Tensor, np.ndarray]:
     """An (N, C, H, W) tensor in the requested memory format, and the array the kernels write:
     its (N, H, W, C) view when channels-last, else the tensor itself."""
-    tensor = _empty(shape, dtype, torch.channels_last if channels_last else torch.contiguous_format)
+    tensor = empty(shape, dtype, torch.channels_last if channels_last else torch.contiguous_format)
     return tensor, (tensor.permute(0, 2, 3, 1) if channels_last else tensor).numpy()
 
 
@@ -87,7 +80,7 @@ def backward(
     x = _array(features, dtype, channels_last)
     w = _array(masks, dtype)
     grad_features, grad_features_array = _output_buffer(tuple(features.shape), dtype, channels_last)
-    grad_masks = _empty(w.shape, dtype)
+    grad_masks = empty(w.shape, dtype)
     config = (kernel_size, group_size, scale_factor, upsample)
     static_scale = cpu_kernels.static_size(scale_factor)
     _use_torch_threads()
