@@ -11,9 +11,10 @@ again for a request of the same size, as PyTorch's CUDA caching allocator does o
 A buffer returns to the pool only when the last tensor or array that views it is freed (a
 ``weakref.finalize`` on the numpy array the tensor is made from; PyTorch holds that array until
 the tensor's storage dies). Idle memory is capped by ``CARAFE_OP_BUFFER_CACHE_MB`` (default
-1024; ``0`` turns reuse off; read at every call), and ``empty_cache()`` frees it. Buffers under
-``MIN_POOLED_BYTES`` come from ``torch.empty``: the allocator's heap serves those without
-faults. Tensors from the pool have storage that cannot be resized (``torch.from_numpy``).
+1024; ``0`` turns reuse off; read at every call), freeing the buffers idle the longest first,
+and ``empty_cache()`` frees it all. Buffers under ``MIN_POOLED_BYTES`` come from
+``torch.empty``: the allocator's heap serves those without faults. Tensors from the pool have
+storage that cannot be resized (``torch.from_numpy``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import math
 import os
 import threading
 import weakref
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 import numpy as np
 import torch
@@ -43,13 +44,15 @@ def cache_limit_bytes() -> int:
 
 
 class _Pool:
-    """Idle raw blocks (uint8 arrays), keyed by (bytes, huge-page advice)."""
+    """Idle raw blocks (uint8 arrays), keyed by (bytes, huge-page advice); when over the cap,
+    the blocks idle the longest are freed first."""
 
     def __init__(self) -> None:
         # Re-entrant: a garbage collection inside a locked section may free a view whose
         # finalizer gives its block back on the same thread.
         self._lock = threading.RLock()
         self._idle: dict[tuple[int, bool], list[np.ndarray]] = defaultdict(list)
+        self._oldest_first: OrderedDict[int, tuple[tuple[int, bool], np.ndarray]] = OrderedDict()
         self.idle_bytes = 0
 
     def take(self, key: tuple[int, bool]) -> np.ndarray | None:
@@ -57,18 +60,26 @@ class _Pool:
             blocks = self._idle.get(key)
             if not blocks:
                 return None
+            block = blocks.pop()
+            del self._oldest_first[id(block)]
             self.idle_bytes -= key[0]
-            return blocks.pop()
+            return block
 
     def give_back(self, key: tuple[int, bool], block: np.ndarray) -> None:
         with self._lock:
-            if self.idle_bytes + key[0] <= cache_limit_bytes():
-                self._idle[key].append(block)
-                self.idle_bytes += key[0]
+            self._idle[key].append(block)
+            self._oldest_first[id(block)] = (key, block)
+            self.idle_bytes += key[0]
+            limit = cache_limit_bytes()
+            while self.idle_bytes > limit:
+                _, (old_key, old_block) = self._oldest_first.popitem(last=False)
+                self._idle[old_key].remove(old_block)
+                self.idle_bytes -= old_key[0]
 
     def clear(self) -> None:
         with self._lock:
             self._idle.clear()
+            self._oldest_first.clear()
             self.idle_bytes = 0
 
     def reset_lock(self) -> None:

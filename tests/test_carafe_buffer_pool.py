@@ -57,6 +57,19 @@ def test_idle_memory_is_capped(monkeypatch):
     assert cached_bytes() == MIN_POOLED_BYTES
 
 
+def test_longest_idle_buffer_goes_first(monkeypatch):
+    monkeypatch.setenv("CARAFE_OP_BUFFER_CACHE_MB", "2")
+    old = empty((1, 8, 256, 256), torch.float32)
+    del old
+    gc.collect()
+    new = empty(SHAPE, torch.float32)
+    address = new.data_ptr()
+    del new
+    gc.collect()
+    assert cached_bytes() == MIN_POOLED_BYTES
+    assert empty(SHAPE, torch.float32).data_ptr() == address
+
+
 def test_zero_turns_reuse_off(monkeypatch):
     monkeypatch.setenv("CARAFE_OP_BUFFER_CACHE_MB", "0")
     first = empty(SHAPE, torch.float32)
