@@ -45,8 +45,11 @@ def _output_buffer(shape: tuple[int, ...], dtype: torch.dtype, channels_last: bo
     return tensor, (tensor.permute(0, 2, 3, 1) if channels_last else tensor).numpy()
 
 
-def _use_torch_threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+def _use_torch_threads() -> int:
+    """Run the kernels on as many threads as torch uses (numba's pool permitting); that count."""
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    return threads
 
 
 def forward(
@@ -58,7 +61,7 @@ def forward(
     x = _array(features, dtype, channels_last)
     n, c = features.shape[:2]
     out, out_array = _output_buffer((n, c, *masks.shape[-2:]), dtype, channels_last)
-    _use_torch_threads()
+    threads = _use_torch_threads()
     w = _array(masks, dtype)
     static_k, static_scale = cpu_kernels.static_size(kernel_size), cpu_kernels.static_size(scale_factor)
     if channels_last:
@@ -66,7 +69,8 @@ def forward(
     elif upsample:
         cpu_kernels.planar_upsample_forward(x, w, out_array, kernel_size, static_k, static_scale, group_size)
     else:
-        cpu_kernels.planar_downsample_forward(x, w, out_array, static_k, static_scale, group_size)
+        task_rows = cpu_kernels.downsample_task_rows(n, out.shape[2], threads)
+        cpu_kernels.planar_downsample_forward(x, w, out_array, static_k, static_scale, group_size, task_rows)
     return out.to(features.dtype)
 
 
@@ -83,7 +87,7 @@ def backward(
     grad_masks = empty(w.shape, dtype)
     config = (kernel_size, group_size, scale_factor, upsample)
     static_scale = cpu_kernels.static_size(scale_factor)
-    _use_torch_threads()
+    threads = _use_torch_threads()
     # The mask gradient goes first: it reads the features, which the forward may have left in
     # the last-level cache, before the feature gradient's writes evict them (down forward+backward
     # at the benchmark shape, interleaved with bilinear, medians of 25 and 31 runs: 37.6 -> 35.0
@@ -97,8 +101,9 @@ def backward(
         cpu_kernels.planar_upsample_backward_features(grad, w, grad_features_array, kernel_size, group_size,
                                                       scale_factor, static_scale)
     else:
+        task_rows = cpu_kernels.downsample_task_rows(w.shape[0], w.shape[2], threads)
         cpu_kernels.planar_downsample_backward_masks(grad, x, grad_masks.numpy(), kernel_size, group_size,
-                                                     static_scale)
+                                                     static_scale, task_rows)
         cpu_kernels.planar_downsample_backward_features(grad, w, grad_features_array, kernel_size, group_size,
                                                         static_scale)
     grad_masks = grad_masks.contiguous(memory_format=output_memory_format(masks))

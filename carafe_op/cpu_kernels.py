@@ -45,17 +45,17 @@ def _output_range(base, scale, upsample, out_size):
     return base // scale, base // scale + 1
 
 
-# Output-row blocks per planar task: a task spreads each source row its blocks read once per
-# channel, so neighbouring blocks share the work of their overlapping windows.
+# Output-row blocks per planar upsampling task: a task spreads each source row its blocks read
+# once per channel, so neighbouring blocks share the work of their overlapping windows.
 _CHUNK = 8
 
 
 @numba.njit(inline="always")
-def _chunk(task, n_chunks, n_blocks, step, r):
+def _chunk(task, n_chunks, n_blocks, step, r, blocks_per_task):
     """A planar task's batch index, its blocks [b0, b1) and the first source row it spreads."""
     n = task // n_chunks
-    b0 = (task % n_chunks) * _CHUNK
-    return n, b0, min(b0 + _CHUNK, n_blocks), b0 * step - r
+    b0 = (task % n_chunks) * blocks_per_task
+    return n, b0, min(b0 + blocks_per_task, n_blocks), b0 * step - r
 
 
 @numba.njit(inline="always")
@@ -153,6 +153,22 @@ def _collect_row(acc, i, grad_x, n, c, u, scale, upsample, pad):
             grad_x[n, c, u, v] = acc[i, v % scale, pad + v // scale]
 
 
+# Output rows per task of the downsampling forward and mask gradient, at most: more rows spread
+# fewer halo source rows per output row and run longer vector loops (16 against 8 rows, kernel
+# medians at the benchmark shape, 2 threads: forward 8.7 -> 7.8 ms, mask gradient 10.5 -> 10.2).
+_MAX_TASK_ROWS = 16
+# ... and at least, when rows are cut to give every thread work (4 rows: 10 % slower than 8).
+_MIN_TASK_ROWS = 4
+
+
+def downsample_task_rows(n_batch: int, out_h: int, threads: int) -> int:
+    """Output rows per task of ``planar_downsample_forward`` / ``_backward_masks``: up to
+    ``_MAX_TASK_ROWS``, fewer (down to ``_MIN_TASK_ROWS``) where that leaves fewer than two tasks
+    per thread, so small maps and many threads still split the work."""
+    rows_for_two_tasks_per_thread = -(-n_batch * out_h // (2 * threads))
+    return max(_MIN_TASK_ROWS, min(_MAX_TASK_ROWS, rows_for_two_tasks_per_thread))
+
+
 def static_size(size: int) -> tuple[int, ...]:
     """``size`` as a tuple of that length: numba compiles one version per tuple length, so a
     kernel that takes ``len(...)`` of it sees the window size or scale as a compile-time constant
@@ -185,7 +201,7 @@ def planar_upsample_forward(x, w, out, k, static_k, static_scale, groups):
     kk = k_taps * k_taps
     n_chunks = (in_h + _CHUNK - 1) // _CHUNK
     for task in numba.prange(n_batch * n_chunks):
-        n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r)
+        n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r, _CHUNK)
         rows_a = np.zeros((u1 - u0 + k_taps - 1, 1, in_w + 2 * r), dtype=x.dtype)
         rows_b = np.zeros_like(rows_a)
         w_phase = np.empty(((u1 - u0) * scale, kk, scale, in_w), dtype=x.dtype)
@@ -277,7 +293,7 @@ def _downsample_task_geometry(k, scale, out_w, rows):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
+def planar_downsample_forward(x, w, out, static_k, static_scale, groups, task_rows):
     """out[n, c, y, xo] = sum_taps w[n, tap, y, xo] * x[n, c, s*y + i - r, s*xo + j - r], planar.
 
     A task's output rows are laid end to end with a stride of ``width`` (the padded row), in the
@@ -292,7 +308,8 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
     the pass, so ``acc`` is loaded and stored once per window row instead of once per tap;
     ``static_scale = static_size(s)`` does the same for ``_spread_row``'s phases. Channels go in
     pairs (a and b) that share each weight load; in a group with an odd channel count the last
-    channel is paired with itself.
+    channel is paired with itself. A task covers ``task_rows`` output rows
+    (``downsample_task_rows``).
     """
     k = len(static_k)
     scale = len(static_scale)
@@ -301,9 +318,9 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
     group_channels = channels // groups
     r = (k - 1) // 2
     kk = k * k
-    n_chunks = (out_h + _CHUNK - 1) // _CHUNK
+    n_chunks = (out_h + task_rows - 1) // task_rows
     for task in numba.prange(n_batch * n_chunks):
-        n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r)
+        n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r, task_rows)
         phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
         spread_a = _parity_buffer(n_source_rows, scale, phases, width, x)
         spread_b = np.zeros_like(spread_a)
@@ -337,8 +354,8 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups):
 
 # Output rows per task of the downsampling feature gradient. A task also computes the output rows
 # just outside its own that read its source rows (one on each side at k = 5, s = 2), so its
-# share of redundant work shrinks with more rows.
-_GRAD_CHUNK = 2 * _CHUNK
+# share of redundant work shrinks with more rows (32 rows were no faster than 16).
+_GRAD_CHUNK = 16
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
@@ -405,16 +422,32 @@ def planar_downsample_backward_features(grad_out, w, grad_x, k, groups, static_s
                 _collect_rows_by_parity(acc_b, grad_x, n, cb, row0, u0, u1, scale, pad, width)
 
 
+@numba.njit(inline="always")
+def _load_channel(x, grad_out, n, c, present, spread, go, d, layout, scale):
+    """Channel c's spread source rows and end-to-end output-gradient rows (go[d]) for the
+    downsampling mask gradient, or zeros for a place of a channel set past the group's end (a
+    zero term: exact, and no stale value times zero can turn into NaN). ``layout`` is the task's
+    (row0, n_source_rows, y0, rows, pad, width)."""
+    row0, n_source_rows, y0, rows, pad, width = layout
+    if present:
+        _spread_rows_by_parity(x, n, c, row0, n_source_rows, spread, scale, pad, width)
+        _rows_end_to_end(grad_out, n, c, y0, rows, go, d, width)
+    else:
+        spread[:] = 0
+        go[d, :] = 0
+
+
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_downsample_backward_masks(grad_out, x, grad_w, k, groups, static_scale):
+def planar_downsample_backward_masks(grad_out, x, grad_w, k, groups, static_scale, task_rows):
     """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map), planar, downsampling.
 
-    In the end-to-end layout of ``planar_downsample_forward``: per channel pair and tap, one
+    In the end-to-end layout of ``planar_downsample_forward``: per set of channels and tap, one
     vector loop over all output rows of the task (row by row before: kernel medians at the
-    benchmark shape, 2 threads, 12.5 -> 10.4 ms; single-threaded, a third of it is now the
-    spread, which waits on reading the input). Each output still sums the channel pairs in
-    order, so the results are bit-identical to that version. A group with an odd channel count
-    ends with a single channel.
+    benchmark shape, 2 threads, 12.5 -> 10.4 ms). Channels go four at a time, so each ``acc``
+    row (kk rows of the whole task: more than L1 holds) is loaded and stored once per four
+    channels (two before: 10.6 -> 10.1 ms); a group's last one or two channels go as a pair.
+    Places past the group's end add exact zeros (``_load_channel``). A task covers ``task_rows``
+    output rows (``downsample_task_rows``).
     """
     scale = len(static_scale)
     n_batch, channels = x.shape[0], x.shape[1]
@@ -422,41 +455,47 @@ def planar_downsample_backward_masks(grad_out, x, grad_w, k, groups, static_scal
     group_channels = channels // groups
     r = (k - 1) // 2
     kk = k * k
-    n_chunks = (out_h + _CHUNK - 1) // _CHUNK
+    n_chunks = (out_h + task_rows - 1) // task_rows
     for task in numba.prange(n_batch * n_chunks):
-        n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r)
-        phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
+        n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r, task_rows)
+        rows = y1 - y0
+        phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, rows)
         spread_a = _parity_buffer(n_source_rows, scale, phases, width, x)
         spread_b = np.zeros_like(spread_a)
-        go = np.zeros((2, span), dtype=x.dtype)
+        spread_c = np.zeros_like(spread_a)
+        spread_d = np.zeros_like(spread_a)
+        go = np.zeros((4, span), dtype=x.dtype)
         acc = np.empty((kk, span), dtype=x.dtype)
         tap_phase, tap_start = _tap_slots(k, scale, False, pad)
+        layout = (row0, n_source_rows, y0, rows, pad, width)
         for g in range(groups):
             acc[:] = 0
-            last = (g + 1) * group_channels - 1
-            for ca in range(g * group_channels, last + 1, 2):
-                cb = min(ca + 1, last)
-                paired = cb > ca
-                _spread_rows_by_parity(x, n, ca, row0, n_source_rows, spread_a, scale, pad, width)
-                _rows_end_to_end(grad_out, n, ca, y0, y1 - y0, go, 0, width)
-                if paired:
-                    _spread_rows_by_parity(x, n, cb, row0, n_source_rows, spread_b, scale, pad, width)
-                    _rows_end_to_end(grad_out, n, cb, y0, y1 - y0, go, 1, width)
+            end = (g + 1) * group_channels
+            for c0 in range(g * group_channels, end, 4):
+                quad = end - c0 > 2
+                _load_channel(x, grad_out, n, c0, True, spread_a, go, 0, layout, scale)
+                _load_channel(x, grad_out, n, c0 + 1, c0 + 1 < end, spread_b, go, 1, layout, scale)
+                if quad:
+                    _load_channel(x, grad_out, n, c0 + 2, True, spread_c, go, 2, layout, scale)
+                    _load_channel(x, grad_out, n, c0 + 3, c0 + 3 < end, spread_d, go, 3, layout, scale)
                 for i in range(k):
                     parity = i % scale
                     for j in range(k):
                         phase = tap_phase[j]
                         source = max((i // scale) * width + max(tap_start[j], 0), 0)
                         t = i * k + j
-                        if paired:
+                        if quad:
+                            for f in range(span):
+                                acc[t, f] += ((go[0, f] * spread_a[parity, phase, source + f]
+                                               + go[1, f] * spread_b[parity, phase, source + f])
+                                              + (go[2, f] * spread_c[parity, phase, source + f]
+                                                 + go[3, f] * spread_d[parity, phase, source + f]))
+                        else:
                             for f in range(span):
                                 acc[t, f] += (go[0, f] * spread_a[parity, phase, source + f]
                                               + go[1, f] * spread_b[parity, phase, source + f])
-                        else:
-                            for f in range(span):
-                                acc[t, f] += go[0, f] * spread_a[parity, phase, source + f]
             for t in range(kk):
-                _rows_from_end_to_end(acc, t, grad_w, n, g * kk + t, y0, y1 - y0, width)
+                _rows_from_end_to_end(acc, t, grad_w, n, g * kk + t, y0, rows, width)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
@@ -525,7 +564,7 @@ def planar_upsample_backward_masks(grad_out, x, grad_w, k, groups, scale, static
     phases, pad, width = _spread_geometry(k, scale, True, out_w)
     n_chunks = (in_h + _CHUNK - 1) // _CHUNK
     for task in numba.prange(n_batch * n_chunks):
-        n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r)
+        n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r, _CHUNK)
         y0 = u0 * scale
         y1 = min(u1 * scale, out_h)
         spread_a = np.zeros((u1 - u0 - 1 + k, phases, width), dtype=x.dtype)

@@ -90,9 +90,10 @@ def test_layouts_and_dtypes(dtype, layout, upsample):
 @pytest.mark.parametrize("k,scale,groups,upsample", SMALL_GRID)
 def test_planar_and_channels_last_kernels_match_reference(layout, k, scale, groups, upsample):
     """Contiguous inputs run the planar kernels, channels-last ones the NHWC kernels. Odd sizes, and
-    more rows than one planar task covers (``cpu_kernels._CHUNK`` row blocks; the downsampling
-    feature gradient's tasks cover ``_GRAD_CHUNK`` output rows, s times as many input rows), so
-    the tasks' shared borders are tested too."""
+    more rows than one planar task covers (``cpu_kernels._CHUNK`` row blocks for upsampling; for
+    downsampling up to ``_MAX_TASK_ROWS`` output rows, and the feature gradient's tasks cover
+    ``_GRAD_CHUNK`` output rows, s times as many input rows), so the tasks' shared borders are
+    tested too."""
     height = 19 if upsample else 53
     features, masks = random_case(2, 3 * groups, height, 7, k, groups, scale, upsample)
     features = _layout(features, layout)
@@ -104,6 +105,30 @@ def test_planar_and_channels_last_kernels_match_reference(layout, k, scale, grou
     memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     assert ours[0].is_contiguous(memory_format=memory_format)
     assert ours[1].is_contiguous(memory_format=memory_format)
+
+
+@pytest.mark.parametrize("group_channels", range(1, 10))
+def test_downsampling_mask_gradient_for_every_channel_tail(group_channels):
+    """The planar downsampling mask gradient takes a group's channels four at a time: full sets,
+    a last set of three, two or one (zero terms in the free places), in each of two groups."""
+    features, masks = random_case(2, 2 * group_channels, 21, 11, 5, 2, 2, False)
+    grad = torch.randn(2, 2 * group_channels, *masks.shape[-2:], dtype=torch.float64)
+    ours = _grads(lambda f, m: carafe_down(f, m, 5, 2, 2), features, masks, grad)
+    ref = _grads(lambda f, m: reassemble_reference(f, m, 5, 2, 2, False), features, masks, grad)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 64])
+def test_downsample_task_rows_keep_threads_busy(threads):
+    """Up to 16 output rows per task, fewer where that would leave threads without two tasks."""
+    from carafe_op.cpu_kernels import downsample_task_rows
+
+    rows = downsample_task_rows(2, 64, threads)
+    assert 4 <= rows <= 16
+    tasks = 2 * -(-64 // rows)
+    assert tasks >= 2 * threads or rows == 4
+    assert downsample_task_rows(2, 64, 1) == 16
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
