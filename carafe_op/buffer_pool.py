@@ -73,7 +73,9 @@ class _Pool:
             limit = cache_limit_bytes()
             while self.idle_bytes > limit:
                 _, (old_key, old_block) = self._oldest_first.popitem(last=False)
-                self._idle[old_key].remove(old_block)
+                # By identity: ``list.remove`` would compare same-sized arrays with ``==``.
+                blocks = self._idle[old_key]
+                blocks.pop(next(i for i, b in enumerate(blocks) if b is old_block))
                 self.idle_bytes -= old_key[0]
 
     def clear(self) -> None:
