@@ -105,6 +105,7 @@ def backward(
         cpu_kernels.planar_downsample_backward_masks(grad, x, grad_masks.numpy(), kernel_size, group_size,
                                                      static_scale, task_rows)
         cpu_kernels.planar_downsample_backward_features(grad, w, grad_features_array, kernel_size, group_size,
-                                                        static_scale)
+                                                        static_scale,
+                                                        cpu_kernels.static_phase_taps(kernel_size, scale_factor))
     grad_masks = grad_masks.contiguous(memory_format=output_memory_format(masks))
     return grad_features.to(features.dtype), grad_masks.to(masks.dtype)
