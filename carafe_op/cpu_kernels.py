@@ -365,6 +365,17 @@ def static_phase_taps(k: int, scale: int) -> tuple[int, ...]:
 
 
 @numba.njit(inline="always")
+def _phase_columns(tap_phase, phases):
+    """Per column phase, how many window columns fall in it and the first of them."""
+    count = np.zeros(phases, dtype=np.int64)
+    first = np.zeros(phases, dtype=np.int64)
+    for j in range(len(tap_phase) - 1, -1, -1):
+        count[tap_phase[j]] += 1
+        first[tap_phase[j]] = j
+    return count, first
+
+
+@numba.njit(inline="always")
 def _gather_phase_taps(acc, parity, phase, offset, go, w_task, first_tap, scale, lead, static_taps):
     """acc[d, parity, phase, offset + p] += sum over m of go[d, p - m] * w_task[first_tap + m * s, p - m]
     for both channels d and every p that a tap reaches; ``go`` and ``w_task`` carry ``lead`` zeros
@@ -429,6 +440,7 @@ def planar_downsample_backward_features(grad_out, w, grad_x, k, groups, static_s
         go = np.zeros((2, span + 2 * lead), dtype=grad_out.dtype)
         w_task = np.zeros((kk, span + 2 * lead), dtype=w.dtype)
         tap_phase, tap_start = _tap_slots(k, scale, False, pad)
+        phase_count, phase_first = _phase_columns(tap_phase, phases)
         for g in range(groups):
             for t in range(kk):
                 _rows_end_to_end(w, n, g * kk + t, y0, y1 - y0, w_task[:, lead:], t, width)
@@ -440,12 +452,7 @@ def planar_downsample_backward_features(grad_out, w, grad_x, k, groups, static_s
                 acc[:] = 0
                 for i in range(k):
                     for phase in range(phases):
-                        count = 0
-                        first_j = 0
-                        for j in range(k - 1, -1, -1):
-                            if tap_phase[j] == phase:
-                                first_j = j
-                                count += 1
+                        count, first_j = phase_count[phase], phase_first[phase]
                         offset = (i // scale) * width + tap_start[first_j]
                         first_tap = i * k + first_j
                         if count == most:
