@@ -65,12 +65,14 @@ def forward(
     w = _array(masks, dtype)
     static_k, static_scale = cpu_kernels.static_size(kernel_size), cpu_kernels.static_size(scale_factor)
     if channels_last:
-        cpu_kernels.nhwc_forward(x, w, out_array, kernel_size, group_size, scale_factor, upsample)
+        cpu_kernels.nhwc_forward(x, w, out_array, kernel_size, group_size, scale_factor, upsample, threads)
     elif upsample:
-        cpu_kernels.planar_upsample_forward(x, w, out_array, kernel_size, static_k, static_scale, group_size)
+        cpu_kernels.planar_upsample_forward(x, w, out_array, kernel_size, static_k, static_scale, group_size,
+                                            threads)
     else:
         task_rows = cpu_kernels.downsample_task_rows(n, out.shape[2], threads)
-        cpu_kernels.planar_downsample_forward(x, w, out_array, static_k, static_scale, group_size, task_rows)
+        cpu_kernels.planar_downsample_forward(x, w, out_array, static_k, static_scale, group_size, task_rows,
+                                              threads)
     return out.to(features.dtype)
 
 
@@ -93,19 +95,20 @@ def backward(
     # at the benchmark shape, interleaved with bilinear, medians of 25 and 31 runs: 37.6 -> 35.0
     # and 34.4 -> 29.5 ms).
     if channels_last:
-        cpu_kernels.nhwc_backward_masks(grad, x, grad_masks.numpy(), *config, x.dtype.type(0))
-        cpu_kernels.nhwc_backward_features(grad, w, grad_features_array, *config)
+        cpu_kernels.nhwc_backward_masks(grad, x, grad_masks.numpy(), *config, x.dtype.type(0), threads)
+        cpu_kernels.nhwc_backward_features(grad, w, grad_features_array, *config, threads)
     elif upsample:
         cpu_kernels.planar_upsample_backward_masks(grad, x, grad_masks.numpy(), kernel_size, group_size,
-                                                   scale_factor, static_scale)
+                                                   scale_factor, static_scale, threads)
         cpu_kernels.planar_upsample_backward_features(grad, w, grad_features_array, kernel_size, group_size,
-                                                      scale_factor, static_scale)
+                                                      scale_factor, static_scale, threads)
     else:
         task_rows = cpu_kernels.downsample_task_rows(w.shape[0], w.shape[2], threads)
         cpu_kernels.planar_downsample_backward_masks(grad, x, grad_masks.numpy(), kernel_size, group_size,
-                                                     static_scale, task_rows)
+                                                     static_scale, task_rows, threads)
         cpu_kernels.planar_downsample_backward_features(grad, w, grad_features_array, kernel_size, group_size,
                                                         static_scale,
-                                                        cpu_kernels.static_phase_taps(kernel_size, scale_factor))
+                                                        cpu_kernels.static_phase_taps(kernel_size, scale_factor),
+                                                        threads)
     grad_masks = grad_masks.contiguous(memory_format=output_memory_format(masks))
     return grad_features.to(features.dtype), grad_masks.to(masks.dtype)
