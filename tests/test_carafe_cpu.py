@@ -152,6 +152,43 @@ def test_backward_is_deterministic(layout, upsample):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("upsample", [True, False])
+def test_results_do_not_depend_on_thread_count(layout, upsample):
+    """Threads take tasks from a shared counter (``cpu_kernels._take_task``): one thread must do
+    every task, and so must several, each task exactly once."""
+    features, masks = random_case(2, 16, 37, 9, 5, 4, 2, upsample, dtype=torch.float32)
+    features = _layout(features, layout)
+    grad = _layout(torch.randn(2, 16, *masks.shape[-2:]), layout)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            results.append(_grads(lambda f, m: op(upsample)(f, m, 5, 4, 2), features, masks, grad))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_kernels_with_more_workers_than_tasks():
+    """Workers beyond the task count, or beyond numba's threads, find no task left and stop."""
+    from carafe_op import cpu_kernels
+
+    features, masks = random_case(1, 6, 9, 7, 3, 1, 2, False, dtype=torch.float32)
+    x, w = features.numpy(), masks.numpy()
+    outs = []
+    for workers in (1, 7):
+        out = np.full((1, 6, *w.shape[-2:]), np.nan, dtype=np.float32)
+        cpu_kernels.planar_downsample_forward(x, w, out, cpu_kernels.static_size(3), cpu_kernels.static_size(2),
+                                              1, 4, workers)
+        outs.append(out)
+    expected = reassemble_reference(features, masks, 3, 1, 2, False).numpy()
+    np.testing.assert_allclose(outs[0], expected, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(outs[0], outs[1])
+
+
 def _golden(name, shape):
     path = f"{SHARED}/testdata/mmcv_carafe/{name}.bin"
     return torch.from_numpy(np.fromfile(path, dtype=np.float32).reshape(shape))
