@@ -17,12 +17,13 @@ own kernels, so no layout copy of them is made:
 
 Every output element is written by exactly one task, in a fixed order (the backward passes
 gather instead of scattering), so results are deterministic and the data need no atomics.
-Tasks are handed out one at a time: each of ``workers`` threads takes the next task index from
-a shared counter (``_take_task``) until none is left. numba's workqueue layer (``cpu_backend``)
-would give every thread a fixed share of a ``prange``, and on a shared machine one slowed core
-then holds up the whole call (op forward+backward at the benchmark shapes, 2 threads, inside
-the benchmark's round-robin, medians: down 33.2 -> 29.3, 28.2 -> 26.5, 32.8 -> 31.2 and
-30.9 -> 30.7 ms in four runs, up 87.7 -> 73.2 ms in one; bit-identical results).
+The kernels are serial and release the GIL: each copy takes the next task index from a shared
+counter ``next_task`` (``_take_task``) until none is left, and ``thread_team.run`` starts one
+copy per thread, on torch's own threads. Handing tasks out one at a time means that one core
+slowed by other load does not hold up the whole call, as a fixed share per thread did (numba's
+``prange``: op forward+backward at the benchmark shapes, 2 threads, inside the benchmark's
+round-robin, medians: down 33.2 -> 29.3, 28.2 -> 26.5, 32.8 -> 31.2 and 30.9 -> 30.7 ms in
+four runs, up 87.7 -> 73.2 ms in one; bit-identical results).
 
 No k*k-sized intermediate is allocated. Loops index the arrays directly and run vector loops
 from 0 (``c0 + cc``, ``start + xo``): sub-array views or a ``range(c0, c1)`` in the hot loops
@@ -198,8 +199,8 @@ def static_size(size: int) -> tuple[int, ...]:
     return tuple(range(size))
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_upsample_forward(x, w, out, k, static_k, static_scale, groups, workers):
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def planar_upsample_forward(x, w, out, k, static_k, static_scale, groups, next_task):
     """out[n, c, s*u + a, s*v + b] = sum_{i, j} w[n, tap(i, j), s*u + a, s*v + b] * x[n, c, u + i - r, v + j - r].
 
     Split by output column phase b: the outputs s*v + b of one phase read source columns
@@ -223,48 +224,46 @@ def planar_upsample_forward(x, w, out, k, static_k, static_scale, groups, worker
     kk = k_taps * k_taps
     n_chunks = (in_h + _CHUNK - 1) // _CHUNK
     n_tasks = n_batch * n_chunks
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in numba.prange(workers):
-        while True:
-            task = _take_task(next_task)
-            if task >= n_tasks:
-                break
-            n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r, _CHUNK)
-            rows_a = np.zeros((u1 - u0 + k_taps - 1, 1, in_w + 2 * r), dtype=x.dtype)
-            rows_b = np.zeros_like(rows_a)
-            w_phase = np.empty(((u1 - u0) * scale, kk, scale, in_w), dtype=x.dtype)
-            acc = np.empty((2, scale, in_w), dtype=x.dtype)
-            for g in range(groups):
+    while True:
+        task = _take_task(next_task)
+        if task >= n_tasks:
+            break
+        n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r, _CHUNK)
+        rows_a = np.zeros((u1 - u0 + k_taps - 1, 1, in_w + 2 * r), dtype=x.dtype)
+        rows_b = np.zeros_like(rows_a)
+        w_phase = np.empty(((u1 - u0) * scale, kk, scale, in_w), dtype=x.dtype)
+        acc = np.empty((2, scale, in_w), dtype=x.dtype)
+        for g in range(groups):
+            for row in range((u1 - u0) * scale):
+                for t in range(kk):
+                    for v in range(in_w):
+                        for b in range(scale):
+                            w_phase[row, t, b, v] = w[n, g * kk + t, u0 * scale + row, scale * v + b]
+            last = (g + 1) * group_channels - 1
+            for ca in range(g * group_channels, last + 1, 2):
+                cb = min(ca + 1, last)
+                _spread_rows(x, n, ca, row0, rows_a, 1, True, r)
+                _spread_rows(x, n, cb, row0, rows_b, 1, True, r)
                 for row in range((u1 - u0) * scale):
-                    for t in range(kk):
+                    uu = row // scale
+                    acc[:] = 0
+                    for i in range(k):
+                        if row0 + uu + i < 0 or row0 + uu + i >= in_h:
+                            continue
                         for v in range(in_w):
                             for b in range(scale):
-                                w_phase[row, t, b, v] = w[n, g * kk + t, u0 * scale + row, scale * v + b]
-                last = (g + 1) * group_channels - 1
-                for ca in range(g * group_channels, last + 1, 2):
-                    cb = min(ca + 1, last)
-                    _spread_rows(x, n, ca, row0, rows_a, 1, True, r)
-                    _spread_rows(x, n, cb, row0, rows_b, 1, True, r)
-                    for row in range((u1 - u0) * scale):
-                        uu = row // scale
-                        acc[:] = 0
-                        for i in range(k):
-                            if row0 + uu + i < 0 or row0 + uu + i >= in_h:
-                                continue
-                            for v in range(in_w):
-                                for b in range(scale):
-                                    total_a = acc[0, b, v]
-                                    total_b = acc[1, b, v]
-                                    for j in range(k_taps):
-                                        weight = w_phase[row, i * k_taps + j, b, v]
-                                        total_a += weight * rows_a[uu + i, 0, v + j]
-                                        total_b += weight * rows_b[uu + i, 0, v + j]
-                                    acc[0, b, v] = total_a
-                                    acc[1, b, v] = total_b
-                        for v in range(in_w):
-                            for b in range(scale):
-                                out[n, ca, u0 * scale + row, scale * v + b] = acc[0, b, v]
-                                out[n, cb, u0 * scale + row, scale * v + b] = acc[1, b, v]
+                                total_a = acc[0, b, v]
+                                total_b = acc[1, b, v]
+                                for j in range(k_taps):
+                                    weight = w_phase[row, i * k_taps + j, b, v]
+                                    total_a += weight * rows_a[uu + i, 0, v + j]
+                                    total_b += weight * rows_b[uu + i, 0, v + j]
+                                acc[0, b, v] = total_a
+                                acc[1, b, v] = total_b
+                    for v in range(in_w):
+                        for b in range(scale):
+                            out[n, ca, u0 * scale + row, scale * v + b] = acc[0, b, v]
+                            out[n, cb, u0 * scale + row, scale * v + b] = acc[1, b, v]
 
 
 @numba.njit(inline="always")
@@ -320,8 +319,8 @@ def _downsample_task_geometry(k, scale, out_w, rows):
     return phases, pad, width, (rows - 1) * scale + k, (rows - 1) * width + out_w
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_downsample_forward(x, w, out, static_k, static_scale, groups, task_rows, workers):
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def planar_downsample_forward(x, w, out, static_k, static_scale, groups, task_rows, next_task):
     """out[n, c, y, xo] = sum_taps w[n, tap, y, xo] * x[n, c, s*y + i - r, s*xo + j - r], planar.
 
     A task's output rows are laid end to end with a stride of ``width`` (the padded row), in the
@@ -348,42 +347,40 @@ def planar_downsample_forward(x, w, out, static_k, static_scale, groups, task_ro
     kk = k * k
     n_chunks = (out_h + task_rows - 1) // task_rows
     n_tasks = n_batch * n_chunks
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in numba.prange(workers):
-        while True:
-            task = _take_task(next_task)
-            if task >= n_tasks:
-                break
-            n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r, task_rows)
-            phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
-            spread_a = _parity_buffer(n_source_rows, scale, phases, width, x)
-            spread_b = np.zeros_like(spread_a)
-            w_task = np.zeros((kk, span), dtype=w.dtype)
-            acc = np.empty((2, span), dtype=x.dtype)
-            for g in range(groups):
-                for t in range(kk):
-                    _rows_end_to_end(w, n, g * kk + t, y0, y1 - y0, w_task, t, width)
-                last = (g + 1) * group_channels - 1
-                for ca in range(g * group_channels, last + 1, 2):
-                    cb = min(ca + 1, last)
-                    _spread_rows_by_parity(x, n, ca, row0, n_source_rows, spread_a, scale, pad, width)
-                    _spread_rows_by_parity(x, n, cb, row0, n_source_rows, spread_b, scale, pad, width)
-                    acc[:] = 0
-                    for i in range(k):
-                        parity = i % scale
-                        for f in range(span):
-                            total_a = acc[0, f]
-                            total_b = acc[1, f]
-                            for j in range(k):
-                                phase, start = _tap_slot(j - r, scale, False, pad)
-                                source = max((i // scale) * width + start, 0)
-                                weight = w_task[i * k + j, f]
-                                total_a += weight * spread_a[parity, phase, source + f]
-                                total_b += weight * spread_b[parity, phase, source + f]
-                            acc[0, f] = total_a
-                            acc[1, f] = total_b
-                    _rows_from_end_to_end(acc, 0, out, n, ca, y0, y1 - y0, width)
-                    _rows_from_end_to_end(acc, 1, out, n, cb, y0, y1 - y0, width)
+    while True:
+        task = _take_task(next_task)
+        if task >= n_tasks:
+            break
+        n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r, task_rows)
+        phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
+        spread_a = _parity_buffer(n_source_rows, scale, phases, width, x)
+        spread_b = np.zeros_like(spread_a)
+        w_task = np.zeros((kk, span), dtype=w.dtype)
+        acc = np.empty((2, span), dtype=x.dtype)
+        for g in range(groups):
+            for t in range(kk):
+                _rows_end_to_end(w, n, g * kk + t, y0, y1 - y0, w_task, t, width)
+            last = (g + 1) * group_channels - 1
+            for ca in range(g * group_channels, last + 1, 2):
+                cb = min(ca + 1, last)
+                _spread_rows_by_parity(x, n, ca, row0, n_source_rows, spread_a, scale, pad, width)
+                _spread_rows_by_parity(x, n, cb, row0, n_source_rows, spread_b, scale, pad, width)
+                acc[:] = 0
+                for i in range(k):
+                    parity = i % scale
+                    for f in range(span):
+                        total_a = acc[0, f]
+                        total_b = acc[1, f]
+                        for j in range(k):
+                            phase, start = _tap_slot(j - r, scale, False, pad)
+                            source = max((i // scale) * width + start, 0)
+                            weight = w_task[i * k + j, f]
+                            total_a += weight * spread_a[parity, phase, source + f]
+                            total_b += weight * spread_b[parity, phase, source + f]
+                        acc[0, f] = total_a
+                        acc[1, f] = total_b
+                _rows_from_end_to_end(acc, 0, out, n, ca, y0, y1 - y0, width)
+                _rows_from_end_to_end(acc, 1, out, n, cb, y0, y1 - y0, width)
 
 
 # Output rows per task of the downsampling feature gradient. A task also computes the output rows
@@ -434,8 +431,8 @@ def _gather_phase_taps(acc, parity, phase, offset, go, w_task, first_tap, scale,
         acc[1, parity, phase, offset + p] = total_b
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_downsample_backward_features(grad_out, w, grad_x, k, groups, static_scale, static_taps, workers):
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def planar_downsample_backward_features(grad_out, w, grad_x, k, groups, static_scale, static_taps, next_task):
     """grad_x[n, c, u, v] = sum over outputs and taps that read (u, v) of grad_out * w, planar, downsampling.
 
     The adjoint of ``planar_downsample_forward``, in its end-to-end layout: per channel pair,
@@ -461,48 +458,46 @@ def planar_downsample_backward_features(grad_out, w, grad_x, k, groups, static_s
     lead = most - 1
     n_chunks = (out_h + _GRAD_CHUNK - 1) // _GRAD_CHUNK
     n_tasks = n_batch * n_chunks
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in numba.prange(workers):
-        while True:
-            task = _take_task(next_task)
-            if task >= n_tasks:
-                break
-            n = task // n_chunks
-            y_own = (task % n_chunks) * _GRAD_CHUNK
-            u0 = scale * y_own
-            u1 = min(scale * min(y_own + _GRAD_CHUNK, out_h), in_h)
-            y0 = max(y_own - r // scale, 0)
-            y1 = min((u1 - 1 + r) // scale + 1, out_h)
-            row0 = scale * y0 - r
-            phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
-            plane = _parity_buffer(max(n_source_rows, u1 - row0), scale, phases, width, grad_out)
-            acc = np.zeros((2,) + plane.shape, dtype=grad_out.dtype)
-            go = np.zeros((2, span + 2 * lead), dtype=grad_out.dtype)
-            w_task = np.zeros((kk, span + 2 * lead), dtype=w.dtype)
-            tap_phase, tap_start = _tap_slots(k, scale, False, pad)
-            phase_count, phase_first = _phase_columns(tap_phase, phases)
-            for g in range(groups):
-                for t in range(kk):
-                    _rows_end_to_end(w, n, g * kk + t, y0, y1 - y0, w_task[:, lead:], t, width)
-                last = (g + 1) * group_channels - 1
-                for ca in range(g * group_channels, last + 1, 2):
-                    cb = min(ca + 1, last)
-                    _rows_end_to_end(grad_out, n, ca, y0, y1 - y0, go[:, lead:], 0, width)
-                    _rows_end_to_end(grad_out, n, cb, y0, y1 - y0, go[:, lead:], 1, width)
-                    acc[:] = 0
-                    for i in range(k):
-                        for phase in range(phases):
-                            count, first_j = phase_count[phase], phase_first[phase]
-                            offset = (i // scale) * width + tap_start[first_j]
-                            first_tap = i * k + first_j
-                            if count == most:
-                                _gather_phase_taps(acc, i % scale, phase, offset, go, w_task, first_tap, scale, lead,
-                                                   static_taps)
-                            elif count > 0:
-                                _gather_phase_taps(acc, i % scale, phase, offset, go, w_task, first_tap, scale, lead,
-                                                   static_taps[1:])
-                    _collect_rows_by_parity(acc[0], grad_x, n, ca, row0, u0, u1, scale, pad, width)
-                    _collect_rows_by_parity(acc[1], grad_x, n, cb, row0, u0, u1, scale, pad, width)
+    while True:
+        task = _take_task(next_task)
+        if task >= n_tasks:
+            break
+        n = task // n_chunks
+        y_own = (task % n_chunks) * _GRAD_CHUNK
+        u0 = scale * y_own
+        u1 = min(scale * min(y_own + _GRAD_CHUNK, out_h), in_h)
+        y0 = max(y_own - r // scale, 0)
+        y1 = min((u1 - 1 + r) // scale + 1, out_h)
+        row0 = scale * y0 - r
+        phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, y1 - y0)
+        plane = _parity_buffer(max(n_source_rows, u1 - row0), scale, phases, width, grad_out)
+        acc = np.zeros((2,) + plane.shape, dtype=grad_out.dtype)
+        go = np.zeros((2, span + 2 * lead), dtype=grad_out.dtype)
+        w_task = np.zeros((kk, span + 2 * lead), dtype=w.dtype)
+        tap_phase, tap_start = _tap_slots(k, scale, False, pad)
+        phase_count, phase_first = _phase_columns(tap_phase, phases)
+        for g in range(groups):
+            for t in range(kk):
+                _rows_end_to_end(w, n, g * kk + t, y0, y1 - y0, w_task[:, lead:], t, width)
+            last = (g + 1) * group_channels - 1
+            for ca in range(g * group_channels, last + 1, 2):
+                cb = min(ca + 1, last)
+                _rows_end_to_end(grad_out, n, ca, y0, y1 - y0, go[:, lead:], 0, width)
+                _rows_end_to_end(grad_out, n, cb, y0, y1 - y0, go[:, lead:], 1, width)
+                acc[:] = 0
+                for i in range(k):
+                    for phase in range(phases):
+                        count, first_j = phase_count[phase], phase_first[phase]
+                        offset = (i // scale) * width + tap_start[first_j]
+                        first_tap = i * k + first_j
+                        if count == most:
+                            _gather_phase_taps(acc, i % scale, phase, offset, go, w_task, first_tap, scale, lead,
+                                               static_taps)
+                        elif count > 0:
+                            _gather_phase_taps(acc, i % scale, phase, offset, go, w_task, first_tap, scale, lead,
+                                               static_taps[1:])
+                _collect_rows_by_parity(acc[0], grad_x, n, ca, row0, u0, u1, scale, pad, width)
+                _collect_rows_by_parity(acc[1], grad_x, n, cb, row0, u0, u1, scale, pad, width)
 
 
 @numba.njit(inline="always")
@@ -520,8 +515,8 @@ def _load_channel(x, grad_out, n, c, present, spread, go, d, layout, scale):
         go[d, :] = 0
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_downsample_backward_masks(grad_out, x, grad_w, k, groups, static_scale, task_rows, workers):
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def planar_downsample_backward_masks(grad_out, x, grad_w, k, groups, static_scale, task_rows, next_task):
     """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map), planar, downsampling.
 
     In the end-to-end layout of ``planar_downsample_forward``: per set of channels and tap, one
@@ -540,55 +535,53 @@ def planar_downsample_backward_masks(grad_out, x, grad_w, k, groups, static_scal
     kk = k * k
     n_chunks = (out_h + task_rows - 1) // task_rows
     n_tasks = n_batch * n_chunks
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in numba.prange(workers):
-        while True:
-            task = _take_task(next_task)
-            if task >= n_tasks:
-                break
-            n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r, task_rows)
-            rows = y1 - y0
-            phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, rows)
-            spread_a = _parity_buffer(n_source_rows, scale, phases, width, x)
-            spread_b = np.zeros_like(spread_a)
-            spread_c = np.zeros_like(spread_a)
-            spread_d = np.zeros_like(spread_a)
-            go = np.zeros((4, span), dtype=x.dtype)
-            acc = np.empty((kk, span), dtype=x.dtype)
-            tap_phase, tap_start = _tap_slots(k, scale, False, pad)
-            layout = (row0, n_source_rows, y0, rows, pad, width)
-            for g in range(groups):
-                acc[:] = 0
-                end = (g + 1) * group_channels
-                for c0 in range(g * group_channels, end, 4):
-                    quad = end - c0 > 2
-                    _load_channel(x, grad_out, n, c0, True, spread_a, go, 0, layout, scale)
-                    _load_channel(x, grad_out, n, c0 + 1, c0 + 1 < end, spread_b, go, 1, layout, scale)
-                    if quad:
-                        _load_channel(x, grad_out, n, c0 + 2, True, spread_c, go, 2, layout, scale)
-                        _load_channel(x, grad_out, n, c0 + 3, c0 + 3 < end, spread_d, go, 3, layout, scale)
-                    for i in range(k):
-                        parity = i % scale
-                        for j in range(k):
-                            phase = tap_phase[j]
-                            source = max((i // scale) * width + max(tap_start[j], 0), 0)
-                            t = i * k + j
-                            if quad:
-                                for f in range(span):
-                                    acc[t, f] += ((go[0, f] * spread_a[parity, phase, source + f]
-                                                   + go[1, f] * spread_b[parity, phase, source + f])
-                                                  + (go[2, f] * spread_c[parity, phase, source + f]
-                                                     + go[3, f] * spread_d[parity, phase, source + f]))
-                            else:
-                                for f in range(span):
-                                    acc[t, f] += (go[0, f] * spread_a[parity, phase, source + f]
-                                                  + go[1, f] * spread_b[parity, phase, source + f])
-                for t in range(kk):
-                    _rows_from_end_to_end(acc, t, grad_w, n, g * kk + t, y0, rows, width)
+    while True:
+        task = _take_task(next_task)
+        if task >= n_tasks:
+            break
+        n, y0, y1, row0 = _chunk(task, n_chunks, out_h, scale, r, task_rows)
+        rows = y1 - y0
+        phases, pad, width, n_source_rows, span = _downsample_task_geometry(k, scale, out_w, rows)
+        spread_a = _parity_buffer(n_source_rows, scale, phases, width, x)
+        spread_b = np.zeros_like(spread_a)
+        spread_c = np.zeros_like(spread_a)
+        spread_d = np.zeros_like(spread_a)
+        go = np.zeros((4, span), dtype=x.dtype)
+        acc = np.empty((kk, span), dtype=x.dtype)
+        tap_phase, tap_start = _tap_slots(k, scale, False, pad)
+        layout = (row0, n_source_rows, y0, rows, pad, width)
+        for g in range(groups):
+            acc[:] = 0
+            end = (g + 1) * group_channels
+            for c0 in range(g * group_channels, end, 4):
+                quad = end - c0 > 2
+                _load_channel(x, grad_out, n, c0, True, spread_a, go, 0, layout, scale)
+                _load_channel(x, grad_out, n, c0 + 1, c0 + 1 < end, spread_b, go, 1, layout, scale)
+                if quad:
+                    _load_channel(x, grad_out, n, c0 + 2, True, spread_c, go, 2, layout, scale)
+                    _load_channel(x, grad_out, n, c0 + 3, c0 + 3 < end, spread_d, go, 3, layout, scale)
+                for i in range(k):
+                    parity = i % scale
+                    for j in range(k):
+                        phase = tap_phase[j]
+                        source = max((i // scale) * width + max(tap_start[j], 0), 0)
+                        t = i * k + j
+                        if quad:
+                            for f in range(span):
+                                acc[t, f] += ((go[0, f] * spread_a[parity, phase, source + f]
+                                               + go[1, f] * spread_b[parity, phase, source + f])
+                                              + (go[2, f] * spread_c[parity, phase, source + f]
+                                                 + go[3, f] * spread_d[parity, phase, source + f]))
+                        else:
+                            for f in range(span):
+                                acc[t, f] += (go[0, f] * spread_a[parity, phase, source + f]
+                                              + go[1, f] * spread_b[parity, phase, source + f])
+            for t in range(kk):
+                _rows_from_end_to_end(acc, t, grad_w, n, g * kk + t, y0, rows, width)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_upsample_backward_features(grad_out, w, grad_x, k, groups, scale, static_scale, workers):
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def planar_upsample_backward_features(grad_out, w, grad_x, k, groups, scale, static_scale, next_task):
     """grad_x[n, c, u, v] = sum over outputs and taps that read (u, v) of grad_out * w, planar, upsampling.
 
     A task owns one input row: per channel it gathers the contributions of every output row
@@ -605,43 +598,41 @@ def planar_upsample_backward_features(grad_out, w, grad_x, k, groups, scale, sta
     kk = k * k
     phases, pad, width = _spread_geometry(k, scale, True, out_w)
     n_tasks = n_batch * in_h
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in numba.prange(workers):
-        while True:
-            task = _take_task(next_task)
-            if task >= n_tasks:
-                break
-            n = task // in_h
-            u = task % in_h
-            acc_a = np.empty((1, phases, width), dtype=grad_out.dtype)
-            acc_b = np.empty_like(acc_a)
-            tap_phase, tap_start = _tap_slots(k, scale, True, pad)
-            for g in range(groups):
-                tap0 = g * kk
-                last = (g + 1) * group_channels - 1
-                for ca in range(g * group_channels, last + 1, 2):
-                    cb = min(ca + 1, last)
-                    acc_a[:] = 0
-                    acc_b[:] = 0
-                    for i in range(k):
-                        base = u - (i - r)
-                        if base < 0 or base >= in_h:
-                            continue
-                        for y in range(base * scale, base * scale + scale):
-                            for j in range(k):
-                                phase = tap_phase[j]
-                                start = max(tap_start[j], 0)
-                                tap = tap0 + i * k + j
-                                for xo in range(out_w):
-                                    weight = w[n, tap, y, xo]
-                                    acc_a[0, phase, start + xo] += grad_out[n, ca, y, xo] * weight
-                                    acc_b[0, phase, start + xo] += grad_out[n, cb, y, xo] * weight
-                    _collect_row(acc_a, 0, grad_x, n, ca, u, len(static_scale), True, pad)
-                    _collect_row(acc_b, 0, grad_x, n, cb, u, len(static_scale), True, pad)
+    while True:
+        task = _take_task(next_task)
+        if task >= n_tasks:
+            break
+        n = task // in_h
+        u = task % in_h
+        acc_a = np.empty((1, phases, width), dtype=grad_out.dtype)
+        acc_b = np.empty_like(acc_a)
+        tap_phase, tap_start = _tap_slots(k, scale, True, pad)
+        for g in range(groups):
+            tap0 = g * kk
+            last = (g + 1) * group_channels - 1
+            for ca in range(g * group_channels, last + 1, 2):
+                cb = min(ca + 1, last)
+                acc_a[:] = 0
+                acc_b[:] = 0
+                for i in range(k):
+                    base = u - (i - r)
+                    if base < 0 or base >= in_h:
+                        continue
+                    for y in range(base * scale, base * scale + scale):
+                        for j in range(k):
+                            phase = tap_phase[j]
+                            start = max(tap_start[j], 0)
+                            tap = tap0 + i * k + j
+                            for xo in range(out_w):
+                                weight = w[n, tap, y, xo]
+                                acc_a[0, phase, start + xo] += grad_out[n, ca, y, xo] * weight
+                                acc_b[0, phase, start + xo] += grad_out[n, cb, y, xo] * weight
+                _collect_row(acc_a, 0, grad_x, n, ca, u, len(static_scale), True, pad)
+                _collect_row(acc_b, 0, grad_x, n, cb, u, len(static_scale), True, pad)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def planar_upsample_backward_masks(grad_out, x, grad_w, k, groups, scale, static_scale, workers):
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def planar_upsample_backward_masks(grad_out, x, grad_w, k, groups, scale, static_scale, next_task):
     """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map), planar, upsampling.
 
     A task covers the output rows of a few source rows (``_CHUNK``); the s output rows of a
@@ -659,54 +650,52 @@ def planar_upsample_backward_masks(grad_out, x, grad_w, k, groups, scale, static
     phases, pad, width = _spread_geometry(k, scale, True, out_w)
     n_chunks = (in_h + _CHUNK - 1) // _CHUNK
     n_tasks = n_batch * n_chunks
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in numba.prange(workers):
-        while True:
-            task = _take_task(next_task)
-            if task >= n_tasks:
-                break
-            n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r, _CHUNK)
-            y0 = u0 * scale
-            y1 = min(u1 * scale, out_h)
-            spread_a = np.zeros((u1 - u0 - 1 + k, phases, width), dtype=x.dtype)
-            spread_b = np.zeros_like(spread_a)
-            acc = np.empty((y1 - y0, kk, out_w), dtype=x.dtype)
-            tap_phase, tap_start = _tap_slots(k, scale, True, pad)
-            for g in range(groups):
-                acc[:] = 0
-                last = (g + 1) * group_channels - 1
-                for ca in range(g * group_channels, last + 1, 2):
-                    cb = min(ca + 1, last)
-                    paired = cb > ca
-                    _spread_rows(x, n, ca, row0, spread_a, len(static_scale), True, pad)
-                    if paired:
-                        _spread_rows(x, n, cb, row0, spread_b, len(static_scale), True, pad)
-                    for y in range(y0, y1):
-                        q0 = y // scale - u0
-                        for i in range(k):
-                            if row0 + q0 + i < 0 or row0 + q0 + i >= in_h:
-                                continue
-                            for j in range(k):
-                                phase = tap_phase[j]
-                                start = max(tap_start[j], 0)
-                                t = i * k + j
-                                q = q0 + i
-                                if paired:
-                                    for xo in range(out_w):
-                                        acc[y - y0, t, xo] += (
-                                            grad_out[n, ca, y, xo] * spread_a[q, phase, start + xo]
-                                            + grad_out[n, cb, y, xo] * spread_b[q, phase, start + xo])
-                                else:
-                                    for xo in range(out_w):
-                                        acc[y - y0, t, xo] += grad_out[n, ca, y, xo] * spread_a[q, phase, start + xo]
+    while True:
+        task = _take_task(next_task)
+        if task >= n_tasks:
+            break
+        n, u0, u1, row0 = _chunk(task, n_chunks, in_h, 1, r, _CHUNK)
+        y0 = u0 * scale
+        y1 = min(u1 * scale, out_h)
+        spread_a = np.zeros((u1 - u0 - 1 + k, phases, width), dtype=x.dtype)
+        spread_b = np.zeros_like(spread_a)
+        acc = np.empty((y1 - y0, kk, out_w), dtype=x.dtype)
+        tap_phase, tap_start = _tap_slots(k, scale, True, pad)
+        for g in range(groups):
+            acc[:] = 0
+            last = (g + 1) * group_channels - 1
+            for ca in range(g * group_channels, last + 1, 2):
+                cb = min(ca + 1, last)
+                paired = cb > ca
+                _spread_rows(x, n, ca, row0, spread_a, len(static_scale), True, pad)
+                if paired:
+                    _spread_rows(x, n, cb, row0, spread_b, len(static_scale), True, pad)
                 for y in range(y0, y1):
-                    for t in range(kk):
-                        for xo in range(out_w):
-                            grad_w[n, g * kk + t, y, xo] = acc[y - y0, t, xo]
+                    q0 = y // scale - u0
+                    for i in range(k):
+                        if row0 + q0 + i < 0 or row0 + q0 + i >= in_h:
+                            continue
+                        for j in range(k):
+                            phase = tap_phase[j]
+                            start = max(tap_start[j], 0)
+                            t = i * k + j
+                            q = q0 + i
+                            if paired:
+                                for xo in range(out_w):
+                                    acc[y - y0, t, xo] += (
+                                        grad_out[n, ca, y, xo] * spread_a[q, phase, start + xo]
+                                        + grad_out[n, cb, y, xo] * spread_b[q, phase, start + xo])
+                            else:
+                                for xo in range(out_w):
+                                    acc[y - y0, t, xo] += grad_out[n, ca, y, xo] * spread_a[q, phase, start + xo]
+            for y in range(y0, y1):
+                for t in range(kk):
+                    for xo in range(out_w):
+                        grad_w[n, g * kk + t, y, xo] = acc[y - y0, t, xo]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def nhwc_forward(x, w, out, k, groups, scale, upsample, workers):
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def nhwc_forward(x, w, out, k, groups, scale, upsample, next_task):
     """out[n, y, xo, c] = sum_taps w[n, tap, y, xo] * x[n, src(y) + i, src(xo) + j, c], channels-last."""
     n_batch, in_h, in_w, channels = x.shape
     out_h, out_w = w.shape[2], w.shape[3]
@@ -714,36 +703,34 @@ def nhwc_forward(x, w, out, k, groups, scale, upsample, workers):
     r = (k - 1) // 2
     kk = k * k
     n_tasks = n_batch * out_h
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in numba.prange(workers):
-        while True:
-            row = _take_task(next_task)
-            if row >= n_tasks:
-                break
-            n = row // out_h
-            y = row % out_h
-            sy = y // scale if upsample else y * scale
-            buf = np.zeros((out_w, channels), dtype=x.dtype)
-            for xo in range(out_w):
-                sx = xo // scale if upsample else xo * scale
-                for g in range(groups):
-                    c0 = g * group_channels
-                    for i in range(-r, r + 1):
-                        yy = sy + i
-                        if yy < 0 or yy >= in_h:
+    while True:
+        row = _take_task(next_task)
+        if row >= n_tasks:
+            break
+        n = row // out_h
+        y = row % out_h
+        sy = y // scale if upsample else y * scale
+        buf = np.zeros((out_w, channels), dtype=x.dtype)
+        for xo in range(out_w):
+            sx = xo // scale if upsample else xo * scale
+            for g in range(groups):
+                c0 = g * group_channels
+                for i in range(-r, r + 1):
+                    yy = sy + i
+                    if yy < 0 or yy >= in_h:
+                        continue
+                    for j in range(-r, r + 1):
+                        xx = sx + j
+                        if xx < 0 or xx >= in_w:
                             continue
-                        for j in range(-r, r + 1):
-                            xx = sx + j
-                            if xx < 0 or xx >= in_w:
-                                continue
-                            weight = w[n, g * kk + (i + r) * k + (j + r), y, xo]
-                            for cc in range(group_channels):
-                                buf[xo, c0 + cc] += weight * x[n, yy, xx, c0 + cc]
-            out[n, y, :, :] = buf
+                        weight = w[n, g * kk + (i + r) * k + (j + r), y, xo]
+                        for cc in range(group_channels):
+                            buf[xo, c0 + cc] += weight * x[n, yy, xx, c0 + cc]
+        out[n, y, :, :] = buf
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def nhwc_backward_features(grad_out, w, grad_x, k, groups, scale, upsample, workers):
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def nhwc_backward_features(grad_out, w, grad_x, k, groups, scale, upsample, next_task):
     """grad_x[n, u, v, c] = sum over outputs and taps that read (u, v) of grad_out * w (gather), channels-last."""
     n_batch, out_h, out_w, channels = grad_out.shape
     in_h, in_w = grad_x.shape[1], grad_x.shape[2]
@@ -751,39 +738,37 @@ def nhwc_backward_features(grad_out, w, grad_x, k, groups, scale, upsample, work
     r = (k - 1) // 2
     kk = k * k
     n_tasks = n_batch * in_h
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in numba.prange(workers):
-        while True:
-            row = _take_task(next_task)
-            if row >= n_tasks:
-                break
-            n = row // in_h
-            u = row % in_h
-            buf = np.zeros((in_w, channels), dtype=grad_out.dtype)
-            for v in range(in_w):
-                for i in range(-r, r + 1):
-                    base_y = u - i
-                    if base_y < 0 or base_y >= in_h:
+    while True:
+        row = _take_task(next_task)
+        if row >= n_tasks:
+            break
+        n = row // in_h
+        u = row % in_h
+        buf = np.zeros((in_w, channels), dtype=grad_out.dtype)
+        for v in range(in_w):
+            for i in range(-r, r + 1):
+                base_y = u - i
+                if base_y < 0 or base_y >= in_h:
+                    continue
+                y0, y1 = _output_range(base_y, scale, upsample, out_h)
+                for j in range(-r, r + 1):
+                    base_x = v - j
+                    if base_x < 0 or base_x >= in_w:
                         continue
-                    y0, y1 = _output_range(base_y, scale, upsample, out_h)
-                    for j in range(-r, r + 1):
-                        base_x = v - j
-                        if base_x < 0 or base_x >= in_w:
-                            continue
-                        x0, x1 = _output_range(base_x, scale, upsample, out_w)
-                        tap = (i + r) * k + (j + r)
-                        for y in range(y0, y1):
-                            for xo in range(x0, x1):
-                                for g in range(groups):
-                                    weight = w[n, g * kk + tap, y, xo]
-                                    c0 = g * group_channels
-                                    for cc in range(group_channels):
-                                        buf[v, c0 + cc] += weight * grad_out[n, y, xo, c0 + cc]
-            grad_x[n, u, :, :] = buf
+                    x0, x1 = _output_range(base_x, scale, upsample, out_w)
+                    tap = (i + r) * k + (j + r)
+                    for y in range(y0, y1):
+                        for xo in range(x0, x1):
+                            for g in range(groups):
+                                weight = w[n, g * kk + tap, y, xo]
+                                c0 = g * group_channels
+                                for cc in range(group_channels):
+                                    buf[v, c0 + cc] += weight * grad_out[n, y, xo, c0 + cc]
+        grad_x[n, u, :, :] = buf
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def nhwc_backward_masks(grad_out, x, grad_w, k, groups, scale, upsample, zero, workers):
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def nhwc_backward_masks(grad_out, x, grad_w, k, groups, scale, upsample, zero, next_task):
     """grad_w[n, tap, y, xo] = sum over the tap's group channels of grad_out * x (0 off-map), channels-last.
 
     ``zero`` is a scalar of the array dtype, so the sums accumulate in that dtype.
@@ -794,25 +779,23 @@ def nhwc_backward_masks(grad_out, x, grad_w, k, groups, scale, upsample, zero, w
     r = (k - 1) // 2
     kk = k * k
     n_tasks = n_batch * out_h
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in numba.prange(workers):
-        while True:
-            row = _take_task(next_task)
-            if row >= n_tasks:
-                break
-            n = row // out_h
-            y = row % out_h
-            sy = y // scale if upsample else y * scale
-            for xo in range(out_w):
-                sx = xo // scale if upsample else xo * scale
-                for g in range(groups):
-                    c0 = g * group_channels
-                    for i in range(-r, r + 1):
-                        yy = sy + i
-                        for j in range(-r, r + 1):
-                            xx = sx + j
-                            total = zero
-                            if 0 <= yy < in_h and 0 <= xx < in_w:
-                                for cc in range(group_channels):
-                                    total += grad_out[n, y, xo, c0 + cc] * x[n, yy, xx, c0 + cc]
-                            grad_w[n, g * kk + (i + r) * k + (j + r), y, xo] = total
+    while True:
+        row = _take_task(next_task)
+        if row >= n_tasks:
+            break
+        n = row // out_h
+        y = row % out_h
+        sy = y // scale if upsample else y * scale
+        for xo in range(out_w):
+            sx = xo // scale if upsample else xo * scale
+            for g in range(groups):
+                c0 = g * group_channels
+                for i in range(-r, r + 1):
+                    yy = sy + i
+                    for j in range(-r, r + 1):
+                        xx = sx + j
+                        total = zero
+                        if 0 <= yy < in_h and 0 <= xx < in_w:
+                            for cc in range(group_channels):
+                                total += grad_out[n, y, xo, c0 + cc] * x[n, yy, xx, c0 + cc]
+                        grad_w[n, g * kk + (i + r) * k + (j + r), y, xo] = total

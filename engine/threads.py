@@ -1,7 +1,4 @@
-"""CPU thread settings: torch's intra-op threads, which carafe_op's numba kernels follow.
-
-(carafe_op itself picks numba's non-spinning ``workqueue`` threading layer.)
-"""
+"""CPU thread settings: torch's intra-op threads, on which carafe_op's CPU kernels also run."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The public ops (numba CPU kernel) against the reference: outputs, gradients, layouts."""
 
 import itertools
+import sys
 import warnings
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from carafe_cases import random_case
 from conftest import SHARED
 
-from carafe_op import backend_name, carafe, carafe_down, reassemble_reference
+from carafe_op import backend_name, carafe, carafe_down, cpu_kernels, reassemble_reference, thread_team
 
 GRID = list(itertools.product([1, 3, 5, 7], [1, 2, 3, 4], [1, 2, 4], [True, False]))
 SMALL_GRID = list(itertools.product([1, 3, 5], [1, 2, 3], [1, 2], [True, False]))
@@ -172,21 +173,48 @@ def test_results_do_not_depend_on_thread_count(layout, upsample):
         assert torch.equal(a, b)
 
 
-def test_kernels_with_more_workers_than_tasks():
-    """Workers beyond the task count, or beyond numba's threads, find no task left and stop."""
-    from carafe_op import cpu_kernels
+@pytest.fixture(params=["torch_openmp", "fallback_pool"])
+def team(request, monkeypatch):
+    """``thread_team`` on torch's OpenMP threads, and with its fallback pool."""
+    if request.param == "torch_openmp" and not thread_team.uses_torch_openmp():
+        pytest.skip("torch does not run its parallel loops on GNU OpenMP here")
+    if request.param == "fallback_pool":
+        monkeypatch.setattr(thread_team, "_gomp_parallel", None)
+    return thread_team
 
+
+def test_more_threads_than_tasks_run_every_task_once(team):
+    """Threads beyond the task count find no task left and stop; the result is one thread's."""
     features, masks = random_case(1, 6, 9, 7, 3, 1, 2, False, dtype=torch.float32)
     x, w = features.numpy(), masks.numpy()
     outs = []
-    for workers in (1, 7):
+    for threads in (1, 7):
         out = np.full((1, 6, *w.shape[-2:]), np.nan, dtype=np.float32)
-        cpu_kernels.planar_downsample_forward(x, w, out, cpu_kernels.static_size(3), cpu_kernels.static_size(2),
-                                              1, 4, workers)
+        team.run(cpu_kernels.planar_downsample_forward, x, w, out, cpu_kernels.static_size(3),
+                 cpu_kernels.static_size(2), 1, 4, threads=threads)
         outs.append(out)
     expected = reassemble_reference(features, masks, 3, 1, 2, False).numpy()
     np.testing.assert_allclose(outs[0], expected, rtol=1e-5, atol=1e-6)
     assert np.array_equal(outs[0], outs[1])
+
+
+def test_thread_team_raises_what_a_thread_raised(team):
+    calls = []
+
+    def kernel(next_task):
+        calls.append(next_task)
+        raise ValueError("from a worker")
+
+    with pytest.raises(ValueError, match="from a worker"):
+        team.run(kernel, threads=2)
+    assert len(calls) == 2 and calls[0] is calls[1]  # two threads, one shared counter
+
+
+@pytest.mark.skipif(sys.platform != "linux" or "parallel backend: OpenMP" not in torch.__config__.parallel_info(),
+                    reason="torch's Linux wheels run their parallel loops on GNU OpenMP")
+def test_kernels_run_on_torch_openmp_threads_on_linux():
+    """Not silently on a second pool, which competes with torch's spinning OpenMP threads."""
+    assert thread_team.uses_torch_openmp()
 
 
 def _golden(name, shape):
