@@ -8,7 +8,9 @@ through ``GOMP_parallel`` as torch's own loops enter it. A second thread pool be
 which keep spinning for a while after each torch operation: the downsampling forward kernel
 right after a torch reduction, 2 threads, medians of 40 interleaved runs: 6.92 against 3.71 ms
 (3.40 ms with no torch operation before it). Elsewhere (no libgomp found, or another
-threading backend) a thread pool of this module runs the copies.
+threading backend) a thread pool of this module runs the copies, and so it does in a process
+forked from one that has run OpenMP threads: GNU OpenMP hangs there in the first parallel
+region with more than one thread (torch's own loops included; DataLoader workers use one).
 """
 
 from __future__ import annotations
@@ -49,9 +51,20 @@ def _torch_gomp_parallel() -> Callable | None:
 
 
 _gomp_parallel = _torch_gomp_parallel()
+_forked = False
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """The parent's OpenMP team and pool threads do not exist in a forked child."""
+    global _forked, _pool, _pool_size, _pool_lock
+    _forked, _pool, _pool_size, _pool_lock = True, None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _helpers(count: int) -> ThreadPoolExecutor:
@@ -65,7 +78,7 @@ def _helpers(count: int) -> ThreadPoolExecutor:
 
 def uses_torch_openmp() -> bool:
     """Whether ``run`` runs on torch's OpenMP threads (else on this module's own pool)."""
-    return _gomp_parallel is not None
+    return _gomp_parallel is not None and not _forked
 
 
 def run(kernel: Callable, *args, threads: int) -> None:
@@ -83,7 +96,7 @@ def run(kernel: Callable, *args, threads: int) -> None:
         except BaseException as error:  # noqa: BLE001 -- re-raised below, on the caller's thread
             errors.append(error)
 
-    if _gomp_parallel is not None:
+    if uses_torch_openmp():
         _gomp_parallel(_CALLBACK(work), None, threads, 0)
     else:
         helpers = [_helpers(threads - 1).submit(work) for _ in range(threads - 1)]

@@ -1,6 +1,8 @@
 """The public ops (numba CPU kernel) against the reference: outputs, gradients, layouts."""
 
 import itertools
+import multiprocessing
+import os
 import sys
 import warnings
 
@@ -215,6 +217,35 @@ def test_thread_team_raises_what_a_thread_raised(team):
 def test_kernels_run_on_torch_openmp_threads_on_linux():
     """Not silently on a second pool, which competes with torch's spinning OpenMP threads."""
     assert thread_team.uses_torch_openmp()
+
+
+def _op_in_forked_child(queue, features, masks):
+    torch.set_num_threads(2)
+    queue.put(carafe_down(features, masks, 5, 1, 2).numpy())  # numpy: a tensor would travel by fd
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_op_with_two_threads_in_a_forked_child():
+    """After the parent ran the op on two threads, a forked child can too (on the fallback pool:
+    GNU OpenMP hangs in a forked child) and gets the parent's result."""
+    features, masks = random_case(2, 16, 33, 31, 5, 1, 2, False, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = carafe_down(features, masks, 5, 1, 2)
+    finally:
+        torch.set_num_threads(threads)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_op_in_forked_child, args=(queue, features, masks))
+    child.start()
+    try:
+        result = queue.get(timeout=60)
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+    np.testing.assert_array_equal(result, expected.numpy())
 
 
 def _golden(name, shape):
