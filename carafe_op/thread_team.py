@@ -6,11 +6,12 @@ loops on GNU OpenMP (the Linux wheels), the copies run on torch's own OpenMP tea
 through ``GOMP_parallel`` as torch's own loops enter it. A second thread pool beside torch's
 (numba's workqueue threads, used before) competed for the cores with torch's OpenMP threads,
 which keep spinning for a while after each torch operation: the downsampling forward kernel
-right after a torch reduction, 2 threads, medians of 40 interleaved runs: 6.92 against 3.71 ms
-(3.40 ms with no torch operation before it). Elsewhere (no libgomp found, or another
-threading backend) a thread pool of this module runs the copies, and so it does in a process
-forked from one that has run OpenMP threads: GNU OpenMP hangs there in the first parallel
-region with more than one thread (torch's own loops included; DataLoader workers use one).
+interleaved with a torch reduction, 2 threads, medians: 7.05 ms on numba's threads (30 runs),
+3.71 ms on torch's team (40 runs); 3.40 ms on numba's threads with no torch operation in
+between. Elsewhere (no libgomp found, or another threading backend) a thread pool of this
+module runs the copies, and so it does in any forked child process: GNU OpenMP hangs in a
+child forked after its threads ran, in the first parallel region with more than one thread
+(torch's own loops included; DataLoader workers use one).
 """
 
 from __future__ import annotations
