@@ -52,16 +52,15 @@ def _torch_gomp_parallel() -> Callable | None:
 
 
 _gomp_parallel = _torch_gomp_parallel()
-_forked = False
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
-    """The parent's OpenMP team and pool threads do not exist in a forked child."""
-    global _forked, _pool, _pool_size, _pool_lock
-    _forked, _pool, _pool_size, _pool_lock = True, None, 0, threading.Lock()
+    """The parent's OpenMP team and pool threads do not exist in a forked child: use a new pool."""
+    global _gomp_parallel, _pool, _pool_size, _pool_lock
+    _gomp_parallel, _pool, _pool_size, _pool_lock = None, None, 0, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -79,7 +78,7 @@ def _helpers(count: int) -> ThreadPoolExecutor:
 
 def uses_torch_openmp() -> bool:
     """Whether ``run`` runs on torch's OpenMP threads (else on this module's own pool)."""
-    return _gomp_parallel is not None and not _forked
+    return _gomp_parallel is not None
 
 
 def run(kernel: Callable, *args, threads: int) -> None:
@@ -97,7 +96,7 @@ def run(kernel: Callable, *args, threads: int) -> None:
         except BaseException as error:  # noqa: BLE001 -- re-raised below, on the caller's thread
             errors.append(error)
 
-    if uses_torch_openmp():
+    if _gomp_parallel is not None:
         _gomp_parallel(_CALLBACK(work), None, threads, 0)
     else:
         helpers = [_helpers(threads - 1).submit(work) for _ in range(threads - 1)]

@@ -1,5 +1,6 @@
 """The public ops (numba CPU kernel) against the reference: outputs, gradients, layouts."""
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -155,6 +156,17 @@ def test_backward_is_deterministic(layout, upsample):
         assert torch.equal(a, b)
 
 
+@contextlib.contextmanager
+def _torch_threads(count):
+    """torch (and with it the CPU kernels) on ``count`` intra-op threads for the block."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("upsample", [True, False])
 def test_results_do_not_depend_on_thread_count(layout, upsample):
@@ -163,14 +175,10 @@ def test_results_do_not_depend_on_thread_count(layout, upsample):
     features, masks = random_case(2, 16, 37, 9, 5, 4, 2, upsample, dtype=torch.float32)
     features = _layout(features, layout)
     grad = _layout(torch.randn(2, 16, *masks.shape[-2:]), layout)
-    threads = torch.get_num_threads()
-    try:
-        results = []
-        for count in (1, 2):
-            torch.set_num_threads(count)
+    results = []
+    for count in (1, 2):
+        with _torch_threads(count):
             results.append(_grads(lambda f, m: op(upsample)(f, m, 5, 4, 2), features, masks, grad))
-    finally:
-        torch.set_num_threads(threads)
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
 
@@ -229,12 +237,8 @@ def test_op_with_two_threads_in_a_forked_child():
     """After the parent ran the op on two threads, a forked child can too (on the fallback pool:
     GNU OpenMP hangs in a forked child) and gets the parent's result."""
     features, masks = random_case(2, 16, 33, 31, 5, 1, 2, False, dtype=torch.float32)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with _torch_threads(2):
         expected = carafe_down(features, masks, 5, 1, 2)
-    finally:
-        torch.set_num_threads(threads)
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_op_in_forked_child, args=(queue, features, masks))
